@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/workers/runner"
+	"github.com/dumpflow/dumpflow/workflows"
+)
+
+func dial(ctx context.Context, g *globals) (client.Client, error) {
+	return runner.Dial(ctx, runner.Config{TemporalAddress: g.temporal, Namespace: g.namespace})
+}
+
+// parse parses flags and wants exactly n positional arguments.
+func parse(fs *flag.FlagSet, args []string, n int, what string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != n {
+		return nil, fmt.Errorf("want %s, got %d argument(s)", what, fs.NArg())
+	}
+	return fs.Args(), nil
+}
+
+func cmdCreate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("create", flag.ContinueOnError)
+	var g globals
+	g.register(fs)
+	file := fs.String("f", "", "connector spec, YAML or JSON (required)")
+	if _, err := parse(fs, args, 0, "no arguments besides -f"); err != nil {
+		return err
+	}
+	if *file == "" {
+		return errors.New("-f spec.yaml is required")
+	}
+	spec, err := connector.Load(*file)
+	if err != nil {
+		return err
+	}
+	c, err := dial(ctx, &g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run, err := startConnector(ctx, c, spec)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+	}
+	fmt.Printf("connector %s started: workflow %s (run %s)\n", spec.Name, run.GetID(), run.GetRunID())
+	fmt.Printf("  status:  starter status %s\n", spec.Name)
+	return nil
+}
+
+// startConnector starts connector-<name>; an already running connector of
+// that name is an error, a finished one may be started again.
+func startConnector(ctx context.Context, c client.Client, spec *connector.Spec) (client.WorkflowRun, error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       spec.WorkflowID(),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+	}, workflows.ConnectorName, workflows.ConnectorInput{Spec: *spec})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, fmt.Errorf("connector %s is already running (workflow %s); use 'starter delete %s' first to replace it", spec.Name, spec.WorkflowID(), spec.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start connector %s: %w", spec.Name, err)
+	}
+	return run, nil
+}
+
+func queryStatus(ctx context.Context, c client.Client, name string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.QueryWorkflow(ctx, connector.WorkflowID(name), "", workflows.QueryStatus)
+	if err != nil {
+		return st, notFound(name, err)
+	}
+	return st, v.Get(&st)
+}
+
+func querySpec(ctx context.Context, c client.Client, name string) (*connector.Spec, error) {
+	var spec connector.Spec
+	v, err := c.QueryWorkflow(ctx, connector.WorkflowID(name), "", workflows.QuerySpec)
+	if err != nil {
+		return nil, notFound(name, err)
+	}
+	return &spec, v.Get(&spec)
+}
+
+func notFound(name string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no connector %s (workflow %s not found): %w", name, connector.WorkflowID(name), err)
+	}
+	return fmt.Errorf("connector %s: %w", name, err)
+}
+
+func cmdStatus(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	var g globals
+	g.register(fs)
+	a, err := parse(fs, args, 1, "NAME")
+	if err != nil {
+		return err
+	}
+	c, err := dial(ctx, &g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := queryStatus(ctx, c, a[0])
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(st)
+	}
+	printStatus(os.Stdout, st)
+	return nil
+}
+
+func printStatus(w *os.File, st workflows.Status) {
+	state := "running"
+	if st.Paused {
+		state = "paused"
+	}
+	fmt.Fprintf(w, "connector %s  topic %s → %s  %s  run %d  history %d events\n", st.Name, st.Topic, st.Sink, state, st.Run, st.HistoryLength)
+	if st.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", st.Error)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PARTITION\tSTATE\tNEXT\tHIGH WATERMARK\tLAG\tRECORDS\tBYTES\tOBJECTS\tDLQ\tERROR-TOPIC\t")
+	var lag, recs, bytes, objs, dlq int64
+	for _, p := range st.Partitions {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t\n", p.Partition, p.State, p.Next, p.HighWatermark, p.Lag, p.Records, human(p.Bytes), p.Objects, p.DeadLetters, p.ErrorRecords)
+		lag, recs, bytes, objs, dlq = lag+p.Lag, recs+p.Records, bytes+p.Bytes, objs+p.Objects, dlq+p.DeadLetters
+	}
+	fmt.Fprintf(tw, "total\t\t\t\t%d\t%d\t%s\t%d\t%d\t\t\n", lag, recs, human(bytes), objs, dlq)
+	tw.Flush()
+	for _, p := range st.Partitions {
+		if p.LastError != "" {
+			fmt.Fprintf(w, "partition %d: %s\n", p.Partition, p.LastError)
+		}
+	}
+}
+
+func human(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return strconv.FormatInt(b, 10) + "B"
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+func cmdSignal(name, signal string) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		var g globals
+		g.register(fs)
+		a, err := parse(fs, args, 1, "NAME")
+		if err != nil {
+			return err
+		}
+		c, err := dial(ctx, &g)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.SignalWorkflow(ctx, connector.WorkflowID(a[0]), "", signal, nil); err != nil {
+			return notFound(a[0], err)
+		}
+		if g.json {
+			return printJSON(map[string]string{"connector": a[0], "signal": signal})
+		}
+		fmt.Printf("connector %s: %s signalled\n", a[0], signal)
+		return nil
+	}
+}
+
+var (
+	cmdPause  = cmdSignal("pause", workflows.SignalPause)
+	cmdResume = cmdSignal("resume", workflows.SignalResume)
+)
+
+func cmdDelete(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
+	var g globals
+	g.register(fs)
+	a, err := parse(fs, args, 1, "NAME")
+	if err != nil {
+		return err
+	}
+	c, err := dial(ctx, &g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.TerminateWorkflow(ctx, connector.WorkflowID(a[0]), "", "deleted by starter delete"); err != nil {
+		return notFound(a[0], err)
+	}
+	if g.json {
+		return printJSON(map[string]string{"connector": a[0], "deleted": "true"})
+	}
+	fmt.Printf("connector %s deleted; its sink data and group offsets (connect-%s) are kept, so 'starter create' resumes where it stopped\n", a[0], a[0])
+	return nil
+}
+
+func cmdList(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	var g globals
+	g.register(fs)
+	if _, err := parse(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	c, err := dial(ctx, &g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	type row struct {
+		Name    string    `json:"name"`
+		Status  string    `json:"status"`
+		Started time.Time `json:"started"`
+	}
+	var rows []row
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         fmt.Sprintf("WorkflowType = '%s'", workflows.ConnectorName),
+			NextPageToken: token,
+		})
+		if err != nil {
+			return fmt.Errorf("list connectors: %w", err)
+		}
+		for _, e := range resp.Executions {
+			id := e.GetExecution().GetWorkflowId()
+			rows = append(rows, row{Name: trimPrefix(id, "connector-"), Status: e.GetStatus().String(), Started: e.GetStartTime().AsTime()})
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			break
+		}
+	}
+	if g.json {
+		return printJSON(rows)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tSTARTED")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Status, r.Started.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func trimPrefix(s, p string) string {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,48 @@
+// Command workers is the dumpflow worker process: it registers the connector
+// workflow and its activities on the dumpflow task queue and runs them until
+// SIGINT or SIGTERM.
+//
+// Credentials named in connector specs are resolved here, from the
+// environment (DUMPFLOW_CRED_<NAME>_ACCESS_KEY_ID / _ACCESS_KEY_SECRET) or
+// from $DUMPFLOW_CREDENTIALS_DIR/<name>.json.
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/dumpflow/dumpflow/workers/runner"
+)
+
+func main() {
+	cfg := runner.Config{}
+	flag.StringVar(&cfg.TemporalAddress, "temporal", envOr("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	flag.StringVar(&cfg.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	flag.StringVar(&cfg.TaskQueue, "task-queue", "dumpflow", "task queue to poll")
+	level := flag.String("log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		log.Fatalf("-log-level %q: want debug, info, warn or error", *level)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runner.Run(ctx, cfg); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
