@@ -84,6 +84,9 @@ type Committed struct {
 // CommittedOffsets returns group's committed offsets for topic.
 func (c *Client) CommittedOffsets(ctx context.Context, group, topic string) (map[int32]Committed, error) {
 	resp, err := c.admin.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]Committed{}, nil // a group that never committed
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch offsets of group %q: %w", group, err)
 	}
@@ -143,11 +146,11 @@ func parseStart(meta string) int64 {
 // EnsureTopic creates topic with the given partitions if it does not exist.
 func (c *Client) EnsureTopic(ctx context.Context, topic string, partitions int32) error {
 	resp, err := c.admin.CreateTopic(ctx, partitions, -1, nil, topic)
-	if err != nil {
-		return fmt.Errorf("create topic %q: %w", topic, err)
+	if err == nil {
+		err = resp.Err
 	}
-	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %q: %w", topic, resp.Err)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %q: %w", topic, err)
 	}
 	return nil
 }

@@ -1,0 +1,244 @@
+package maxcompute
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/data"
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/tunnel"
+
+	"github.com/dumpflow/dumpflow/sink"
+	"github.com/dumpflow/dumpflow/transform"
+)
+
+// batch streams the rows of one batch into the blocks of its sessions.
+type batch struct {
+	s       *Sink
+	id      sink.BatchID
+	streams map[string]*stream // by partition spec
+	order   []*stream          // as prepared
+	err     error              // sticky: the batch failed
+}
+
+// stream is one session's share of a batch. Blocks are numbered 0, 1, 2…
+// in the order rows arrive, so a retry of the same batch rewrites the same
+// block ids.
+type stream struct {
+	id, part string
+	up       *tunnel.UploadSession
+	conv     *converter
+	done     bool // committed (by this or another attempt): rows are counted, not sent
+
+	w      *tunnel.RecordProtocWriter // the open block, or nil
+	next   int                        // id of the open block, else of the next one
+	fill   int64                      // row bytes in the open block
+	blocks []int                      // blocks this attempt uploaded
+
+	rows, bytes int64
+}
+
+// Add converts r and streams it into the open block of its partition's
+// session, opening a new block every block size. Conversion failures are
+// *sink.RejectError; a record whose partition has no session is a bug in the
+// caller and fails the batch.
+func (b *batch) Add(ctx context.Context, r *transform.Record) error {
+	if b.err != nil {
+		return b.err
+	}
+	part, err := b.s.PartitionOf(r)
+	if err != nil {
+		return err
+	}
+	st := b.streams[part]
+	if st == nil {
+		return fmt.Errorf("add topic %s partition %d offset %d: destination %s has no prepared session in batch %s",
+			r.Topic, r.Partition, r.Offset, part, b.id)
+	}
+	row, size, err := st.conv.row(r)
+	if err != nil {
+		return err
+	}
+	st.rows++
+	st.bytes += r.Size()
+	if st.done {
+		return nil
+	}
+	if err := b.write(ctx, st, row, size); err != nil {
+		b.err = err
+		return err
+	}
+	return nil
+}
+
+func (b *batch) write(ctx context.Context, st *stream, row data.Record, size int64) error {
+	if st.w == nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if st.next >= MaxBlocks {
+			return sink.Permanent(ErrTooManyBlocks, fmt.Errorf("upload session %s on %s: more than %d blocks; raise the block size or lower batch.maxBytes",
+				st.id, st.part, MaxBlocks))
+		}
+		w, err := st.up.OpenRecordWriter(st.next)
+		if err != nil {
+			return b.failed(ctx, st, fmt.Sprintf("open block %d of upload session %s", st.next, st.id), err)
+		}
+		st.w = w
+	}
+	if err := st.w.Write(row); err != nil {
+		// The pipe to the tunnel broke; the HTTP answer says why.
+		if cerr := st.w.Close(); cerr != nil {
+			err = cerr
+		}
+		st.w = nil
+		return b.failed(ctx, st, fmt.Sprintf("write block %d of upload session %s", st.next, st.id), err)
+	}
+	st.fill += size
+	if st.fill >= b.s.c.opts.blockSize {
+		return b.closeBlock(ctx, st)
+	}
+	return nil
+}
+
+// closeBlock finishes the open block's upload.
+func (b *batch) closeBlock(ctx context.Context, st *stream) error {
+	err := st.w.Close()
+	st.w, st.fill = nil, 0
+	if err != nil {
+		return b.failed(ctx, st, fmt.Sprintf("upload block %d of upload session %s", st.next, st.id), err)
+	}
+	st.blocks = append(st.blocks, st.next)
+	st.next++
+	return nil
+}
+
+// failed handles a failed upload or commit on st. When the session turns out
+// to be committed, another attempt of this same batch (a timed-out activity
+// still running) committed the same rows: st is done and the error is
+// dropped. Otherwise err is classified.
+func (b *batch) failed(ctx context.Context, st *stream, op string, err error) error {
+	if lerr := st.up.Load(); lerr == nil {
+		if done, serr := b.s.settled(ctx, st); serr == nil && done {
+			if st.w != nil {
+				_ = st.w.Close()
+				st.w = nil
+			}
+			st.done = true
+			return nil
+		}
+	}
+	return classify(op, err)
+}
+
+// Commit finishes the open blocks and commits every session not committed
+// before. A session the service already committed counts as done. Written
+// lists the session ids in prepared order, the rows written and the key
+// plus value bytes of their records; a retry reports the same.
+func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
+	if b.err != nil {
+		return sink.Written{}, b.err
+	}
+	w := sink.Written{Objects: make([]string, 0, len(b.order))}
+	for _, st := range b.order {
+		if !st.done {
+			if err := b.commit(ctx, st); err != nil {
+				b.err = err
+				return sink.Written{}, err
+			}
+		}
+		w.Objects = append(w.Objects, st.id)
+		w.Records += st.rows
+		w.Bytes += st.bytes
+	}
+	return w, nil
+}
+
+func (b *batch) commit(ctx context.Context, st *stream) error {
+	if st.w != nil {
+		if err := b.closeBlock(ctx, st); err != nil || st.done {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := st.up.Load(); err != nil {
+		return classify(fmt.Sprintf("load upload session %s on %s", st.id, st.part), err)
+	}
+	if done, err := b.s.settled(ctx, st); err != nil || done {
+		st.done = done
+		return err
+	}
+	// An earlier attempt may have uploaded blocks this one did not (it cut
+	// blocks differently): empty them so the commit takes only this
+	// attempt's rows.
+	for _, id := range st.up.BlockIds() {
+		if slices.Contains(st.blocks, id) {
+			continue
+		}
+		w, err := st.up.OpenRecordWriter(id)
+		if err == nil {
+			err = w.Close()
+		}
+		if err != nil {
+			return b.failed(ctx, st, fmt.Sprintf("empty stale block %d of upload session %s", id, st.id), err)
+		}
+		st.blocks = append(st.blocks, id)
+	}
+	slices.Sort(st.blocks)
+	if err := st.up.Commit(st.blocks); err != nil {
+		// A commit that raced another attempt's, or whose answer was
+		// lost, may have succeeded.
+		return b.failed(ctx, st, fmt.Sprintf("commit upload session %s on %s (blocks %s)", st.id, st.part, blockList(st.blocks)), err)
+	}
+	st.done = true
+	return nil
+}
+
+// Abort stops the open block uploads. Uploaded blocks are never committed;
+// the service drops them when the session expires, and a retry of the batch
+// overwrites them.
+func (b *batch) Abort(context.Context) {
+	for _, st := range b.order {
+		if st.w != nil {
+			_ = st.w.Close()
+			st.w = nil
+		}
+	}
+	if b.err == nil {
+		b.err = fmt.Errorf("batch %s aborted", b.id)
+	}
+}
+
+// settled reads st's loaded session status: true when committed, false
+// when open for blocks. It waits while the service is committing, and fails
+// permanently with SessionExpired when the session can never be committed.
+func (s *Sink) settled(ctx context.Context, st *stream) (bool, error) {
+	delay := 100 * time.Millisecond
+	for {
+		switch status := st.up.Status(); status {
+		case tunnel.UploadStatusClosed:
+			return true, nil
+		case tunnel.UploadStatusNormal:
+			return false, nil
+		case tunnel.UploadStatusCommitting, tunnel.UploadStatusClosing:
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false, ctx.Err()
+			case <-t.C:
+			}
+			delay = min(2*delay, 5*time.Second)
+			if err := st.up.Load(); err != nil {
+				return false, classify(fmt.Sprintf("load upload session %s on %s", st.id, st.part), err)
+			}
+		case tunnel.UploadStatusExpired, tunnel.UploadStatusCanceled, tunnel.UploadStatusCritical:
+			return false, sink.Permanent(ErrSessionExpired, fmt.Errorf("upload session %s on %s is %s: prepare the batch again", st.id, st.part, status))
+		default:
+			return false, fmt.Errorf("upload session %s on %s has status %s", st.id, st.part, status)
+		}
+	}
+}

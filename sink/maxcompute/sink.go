@@ -1,0 +1,206 @@
+package maxcompute
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/tableschema"
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/tunnel"
+
+	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/sink"
+	"github.com/dumpflow/dumpflow/transform"
+)
+
+var (
+	_ sink.Sink     = (*Sink)(nil)
+	_ sink.Preparer = (*Sink)(nil)
+)
+
+// Sink writes batches into one MaxCompute table through tunnel upload
+// sessions. Build one per connector spec and reuse it; its methods are safe
+// for concurrent use.
+type Sink struct {
+	c    *client
+	part partitioner
+
+	mu     sync.Mutex
+	schema *tableschema.TableSchema // set once the table is known to exist and fit
+}
+
+// New returns a Sink for spec's sink.maxcompute section. It does no I/O;
+// the table is checked (and created when spec allows it) on first use or by
+// EnsureTable.
+func New(spec *connector.Spec, creds connector.Credentials, opts ...Option) (*Sink, error) {
+	c, err := newClient(spec, creds, opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPartitioner(c.mc)
+	if err != nil {
+		return nil, sink.Permanent(ErrInvalidSpec, err)
+	}
+	return &Sink{c: c, part: p}, nil
+}
+
+// Close releases nothing: the SDK holds no long-lived resources.
+func (s *Sink) Close() error { return nil }
+
+// EnsureTable loads the table schema once: it creates the table with
+// DefaultDDL when it is missing and the spec sets createTable, and checks
+// that its columns fit the spec's mode and format. Errors are permanent
+// (NoSuchProject, NoSuchTable, AccessDenied, SchemaMismatch,
+// CreateTableFailed) or retryable. A failed call is retried by the next.
+func (s *Sink) EnsureTable(ctx context.Context) error {
+	_, err := s.ensureTable(ctx)
+	return err
+}
+
+func (s *Sink) ensureTable(ctx context.Context) (*tableschema.TableSchema, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.schema != nil {
+		return s.schema, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	schema, err := s.c.loadOrCreateTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := newConverter(s.c.name(), s.c.mc, s.part.loc, schema); err != nil {
+		return nil, err
+	}
+	if err := s.c.resolveTunnel(); err != nil {
+		return nil, err
+	}
+	s.schema = &schema
+	return s.schema, nil
+}
+
+// PartitionOf returns the partition spec of r's Kafka timestamp in the
+// spec's time zone, e.g. "pt=11-17-2020 14" for granularity HOUR. A record
+// without a timestamp is rejected.
+func (s *Sink) PartitionOf(r *transform.Record) (string, error) {
+	if r.Timestamp.IsZero() {
+		return "", sink.Reject("partition", fmt.Errorf("topic %s partition %d offset %d: no timestamp to choose a partition from", r.Topic, r.Partition, r.Offset))
+	}
+	return s.part.spec(r.Timestamp), nil
+}
+
+// Prepare creates one tunnel upload session per destination partition, in
+// the order given, creating missing partitions on the way. The session ids
+// go into workflow history; Begin re-attaches to them. Every call creates
+// new sessions: sessions of a failed Prepare are never committed and expire
+// after 24h.
+func (s *Sink) Prepare(ctx context.Context, id sink.BatchID, partitions []string) (*sink.Prepared, error) {
+	if _, err := s.ensureTable(ctx); err != nil {
+		return nil, err
+	}
+	p := &sink.Prepared{Sessions: make([]sink.Session, 0, len(partitions))}
+	seen := make(map[string]bool, len(partitions))
+	for _, raw := range partitions {
+		part, err := normalizeSpec(raw)
+		if err != nil {
+			return nil, sink.Permanent(ErrInvalidSpec, fmt.Errorf("prepare %s: %w", id, err))
+		}
+		if seen[part] {
+			continue
+		}
+		seen[part] = true
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		up, err := s.createSession(part)
+		if err != nil {
+			return nil, err
+		}
+		p.Sessions = append(p.Sessions, sink.Session{Partition: part, ID: up.Id})
+	}
+	return p, nil
+}
+
+// createSession creates an upload session on part, asking the tunnel to
+// create the partition; a service that does not honour that gets the
+// partition added by DDL first.
+func (s *Sink) createSession(part string) (*tunnel.UploadSession, error) {
+	mc := s.c.mc
+	create := func() (*tunnel.UploadSession, error) {
+		return s.c.tunnel.CreateUploadSession(mc.Project, mc.Table,
+			tunnel.SessionCfg.WithPartitionKey(part), tunnel.SessionCfg.WithCreatePartition())
+	}
+	up, err := create()
+	if err != nil && errorCode(err) == "NoSuchPartition" {
+		if aerr := s.c.odps.Table(mc.Table).AddPartition(true, part); aerr != nil {
+			return nil, classify(fmt.Sprintf("add partition %s to %s", part, s.c.name()), aerr)
+		}
+		up, err = create()
+	}
+	if err != nil {
+		return nil, classify(fmt.Sprintf("create upload session on %s %s", s.c.name(), part), err)
+	}
+	return up, nil
+}
+
+// Begin starts writing batch id into the sessions prepared for it. It
+// attaches every session; sessions already committed (a retried batch)
+// take no rows again.
+func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepared) (sink.Batch, error) {
+	if prepared == nil {
+		return nil, sink.Permanent(ErrNotPrepared, fmt.Errorf("begin %s: the maxcompute sink needs the sessions Prepare returned", id))
+	}
+	if _, err := s.ensureTable(ctx); err != nil {
+		return nil, err
+	}
+	b := &batch{s: s, id: id, streams: make(map[string]*stream, len(prepared.Sessions))}
+	for _, sess := range prepared.Sessions {
+		part, err := normalizeSpec(sess.Partition)
+		if err != nil {
+			return nil, sink.Permanent(ErrInvalidSpec, fmt.Errorf("begin %s: %w", id, err))
+		}
+		if _, dup := b.streams[part]; dup {
+			return nil, sink.Permanent(ErrInvalidSpec, fmt.Errorf("begin %s: partition %s has two sessions", id, part))
+		}
+		st, err := s.attach(ctx, sess.ID, part)
+		if err != nil {
+			return nil, err
+		}
+		b.streams[part] = st
+		b.order = append(b.order, st)
+	}
+	return b, nil
+}
+
+// attach re-attaches to session id on part and builds its row converter
+// from the session's schema.
+func (s *Sink) attach(ctx context.Context, id, part string) (*stream, error) {
+	mc := s.c.mc
+	up, err := s.c.tunnel.AttachToExistedUploadSession(mc.Project, mc.Table, id, tunnel.SessionCfg.WithPartitionKey(part))
+	if err != nil {
+		return nil, classify(fmt.Sprintf("attach upload session %s on %s", id, part), err)
+	}
+	st := &stream{id: id, part: part, up: up}
+	done, err := s.settled(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	st.done = done
+	conv, err := newConverter(s.c.name(), mc, s.part.loc, up.Schema())
+	if err != nil {
+		return nil, err
+	}
+	st.conv = conv
+	return st, nil
+}
+
+// blockList renders ids for messages.
+func blockList(ids []int) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
