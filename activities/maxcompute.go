@@ -2,12 +2,17 @@ package activities
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/sink"
+	"github.com/dumpflow/dumpflow/sink/maxcompute"
 )
 
-func openMaxCompute(_ context.Context, _ *connector.Spec) (sink.Sink, error) {
-	return nil, sink.Permanent("Unsupported", errors.New("the MaxCompute sink is not built into this worker yet"))
+func openMaxCompute(_ context.Context, spec *connector.Spec) (sink.Sink, error) {
+	creds, err := connector.ResolveCredentials(spec.Sink.MaxCompute.Credentials)
+	if err != nil {
+		return nil, sink.Permanent("MissingCredentials", fmt.Errorf("sink.maxcompute.credentials: %w", err))
+	}
+	return maxcompute.New(spec, creds)
 }

@@ -20,6 +20,7 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 	if err != nil {
 		return RouteRangeResult{}, classify(err)
 	}
+	defer keepAlive(ctx)()
 	recs, _, err := a.readCut(ctx, kc, spec, in.Partition, in.First, in.End, false)
 	if err != nil {
 		return RouteRangeResult{}, err

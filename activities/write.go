@@ -67,6 +67,7 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 	if !ok {
 		return PrepareResult{End: in.PlanEnd}, nil
 	}
+	defer keepAlive(ctx)()
 	recs, end, err := a.readCut(ctx, kc, spec, in.Partition, in.First, in.PlanEnd, true)
 	if err != nil {
 		return PrepareResult{}, err
@@ -111,6 +112,7 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 	if err != nil {
 		return WriteResult{}, classify(err)
 	}
+	defer keepAlive(ctx)()
 	to, exact := in.PlanEnd, in.End > in.First
 	if exact {
 		to = in.End

@@ -69,3 +69,36 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// DeadLetterOffsets reads dlqTopic from its start to its end and returns,
+// per source partition, the source offsets of the dead letters that
+// connectorName routed from sourceTopic.
+func (c *Client) DeadLetterOffsets(ctx context.Context, dlqTopic, connectorName, sourceTopic string) (map[int32][]int64, error) {
+	out := map[int32][]int64{}
+	bounds, err := c.Bounds(ctx, dlqTopic)
+	if err != nil {
+		return nil, err
+	}
+	for p, b := range bounds {
+		err := c.ReadRange(ctx, dlqTopic, p, b.Start, b.End, ReadOptions{}, func(r *kgo.Record) (bool, error) {
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			if h[HeaderConnector] != connectorName || h[HeaderTopic] != sourceTopic {
+				return true, nil
+			}
+			sp, err1 := strconv.ParseInt(h[HeaderPartition], 10, 32)
+			off, err2 := strconv.ParseInt(h[HeaderOffset], 10, 64)
+			if err1 != nil || err2 != nil {
+				return true, nil
+			}
+			out[int32(sp)] = append(out[int32(sp)], off)
+			return true, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read dead letters from %s: %w", dlqTopic, err)
+		}
+	}
+	return out, nil
+}

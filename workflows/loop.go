@@ -18,7 +18,7 @@ func (c *conn) loop(ctx workflow.Context, group []*PartitionState) {
 	flush := c.spec.Batch.FlushInterval.D()
 	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: flush + 2*time.Minute,
-		HeartbeatTimeout:    30 * time.Second,
+		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
 	})
 	commitCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -70,7 +70,7 @@ func (c *conn) loop(ctx workflow.Context, group []*PartitionState) {
 func (c *conn) write(ctx workflow.Context, p *PartitionState, plan activities.Plan) bool {
 	writeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:    2 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -135,7 +135,7 @@ func (c *conn) route(ctx workflow.Context, p *PartitionState, plan activities.Pl
 	}
 	routeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:    2 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
 	})
 	var rr activities.RouteRangeResult
