@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/deploy/localstack/odpsemu"
 	"github.com/dumpflow/dumpflow/deploy/localstack/ossfake"
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/starter/verify"
@@ -31,8 +32,9 @@ import (
 )
 
 const (
-	bucket   = "dumpflow"
-	credName = "local"
+	bucket    = "dumpflow"
+	credName  = "local"
+	mcProject = "dumpflow"
 )
 
 // stack is the local stack of one test.
@@ -44,6 +46,9 @@ type stack struct {
 	brokers  []string
 	oss      *httptest.Server
 	ossDir   string
+	mc       *httptest.Server // MaxCompute emulator: REST at mc.URL+"/api", tunnel at mc.URL
+	mcEmu    *odpsemu.Server
+	mcDir    string
 	producer *kgo.Client
 }
 
@@ -68,6 +73,12 @@ func newStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	s.oss = httptest.NewServer(fake)
 	t.Cleanup(s.oss.Close)
+
+	s.mcDir = t.TempDir()
+	s.mcEmu, err = odpsemu.New(odpsemu.Options{Dir: s.mcDir, Projects: []string{mcProject}, AccessKeyID: "dumpflow", AccessKeySecret: "dumpflow-secret"})
+	require.NoError(t, err)
+	s.mc = httptest.NewServer(s.mcEmu)
+	t.Cleanup(func() { s.mc.Close(); _ = s.mcEmu.Close() })
 
 	s.producer, err = kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(8<<20))
 	require.NoError(t, err)
@@ -131,6 +142,22 @@ func (s *stack) ossSpec(name, topic string) *connector.Spec {
 		Batch: connector.BatchSpec{MaxRecords: 1000, FlushInterval: connector.Duration(500 * time.Millisecond)},
 		Sink: connector.SinkSpec{Type: connector.SinkOSS, OSS: &connector.OSSSpec{
 			Endpoint: s.oss.URL, Bucket: bucket, Path: "{topic}/{yyyy}-{MM}-{dd}", Credentials: credName, PathStyle: true,
+		}},
+	}
+	spec.Default()
+	require.NoError(s.t, spec.Validate())
+	return spec
+}
+
+// mcSpec is a MaxCompute connector spec for this stack, writing to table
+// (created with the seed's default schema if missing).
+func (s *stack) mcSpec(name, topic, table string) *connector.Spec {
+	spec := &connector.Spec{
+		Name:  name,
+		Kafka: connector.KafkaSpec{Brokers: s.brokers, Topic: topic},
+		Batch: connector.BatchSpec{MaxRecords: 1000, FlushInterval: connector.Duration(500 * time.Millisecond)},
+		Sink: connector.SinkSpec{Type: connector.SinkMaxCompute, MaxCompute: &connector.MaxComputeSpec{
+			Endpoint: s.mc.URL + "/api", TunnelEndpoint: s.mc.URL, Project: mcProject, Table: table, CreateTable: true, Credentials: credName,
 		}},
 	}
 	spec.Default()
