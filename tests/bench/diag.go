@@ -33,8 +33,6 @@ func diagnose(ctx context.Context, w io.Writer, e *env, cfg dumpConfig, hwm map[
 	if err != nil {
 		return err
 	}
-	spec.Name = "diag"
-	spec.Sink.OSS.Path = "diag/{topic}"
 	creds, err := connector.ResolveCredentials(spec.Sink.OSS.Credentials)
 	if err != nil {
 		return err
@@ -96,7 +94,7 @@ func diagnose(ctx context.Context, w io.Writer, e *env, cfg dumpConfig, hwm map[
 		}
 		n := time.Duration(len(ds))
 		fmt.Fprintf(w, "diag %-28s %d batches of %.1f MiB: read %4.0f ms, add %4.0f ms, commit (upload + meta) %4.0f ms per batch; %.1f MB/s overall\n",
-			label, len(ds), mib(bytes)/float64(len(ds)), float64((r/n).Milliseconds()), float64((a/n).Milliseconds()), float64((c/n).Milliseconds()), float64(bytes)/1e6/wall.Seconds())
+			label, len(ds), mib(bytes)/float64(len(ds)), float64((r / n).Milliseconds()), float64((a / n).Milliseconds()), float64((c / n).Milliseconds()), float64(bytes)/1e6/wall.Seconds())
 	}
 
 	// One partition alone, a few batches in a row.

@@ -63,6 +63,7 @@ func startEnv(ctx context.Context, dir string, brokers []string, logger *slog.Lo
 
 // dumpConfig is the connector under test.
 type dumpConfig struct {
+	Name          string // connector name; objects go under <name>/<topic>/
 	Topic         string
 	Brokers       []string
 	Concurrency   int
@@ -89,7 +90,7 @@ type dumpResult struct {
 
 func (e *env) spec(cfg dumpConfig) (*connector.Spec, error) {
 	spec := &connector.Spec{
-		Name:        "bench",
+		Name:        cfg.Name,
 		Kafka:       connector.KafkaSpec{Brokers: cfg.Brokers, Topic: cfg.Topic},
 		Concurrency: cfg.Concurrency,
 		Batch: connector.BatchSpec{
@@ -100,7 +101,7 @@ func (e *env) spec(cfg dumpConfig) (*connector.Spec, error) {
 		Sink: connector.SinkSpec{Type: connector.SinkOSS, OSS: &connector.OSSSpec{
 			Endpoint:    e.stack.OSSEndpoint,
 			Bucket:      e.stack.OSSBucket,
-			Path:        "{topic}",
+			Path:        cfg.Name + "/{topic}",
 			Credentials: credName,
 			PathStyle:   true,
 			PartSize:    connector.ByteSize(cfg.PartSize),

@@ -69,10 +69,12 @@ type options struct {
 	poll                      time.Duration
 	verbose                   bool
 	diag                      bool
+	repeat                    int
 }
 
 func parseFlags() options {
 	o := options{maxBytes: 16 << 20, partSize: 32 << 20, baselineFetch: 8 << 20}
+	flag.IntVar(&o.repeat, "repeat", 1, "measure baseline and dumpflow this many times, alternating, and compare the medians")
 	flag.IntVar(&o.records, "records", 1_000_000, "records to produce and dump")
 	flag.IntVar(&o.size, "size", 512, "bytes per record value")
 	flag.IntVar(&o.partitions, "partitions", 3, "topic partitions")
@@ -92,6 +94,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.diag, "diag", false, "after the measurements, time WritePartition's steps (read, add, commit) outside Temporal")
 	flag.BoolVar(&o.verbose, "v", false, "log the stack's warnings and errors to stderr")
 	flag.Parse()
+	o.repeat = max(o.repeat, 1)
 	if o.concurrency == 0 {
 		o.concurrency = 12
 		for _, c := range []int{12, 6, 3, 2, 1} {
@@ -168,7 +171,8 @@ func run(o options) error {
 	fmt.Fprintf(out, "work dir: %s\n", dir)
 
 	// Kafka.
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	traffic := &kafkaTraffic{}
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(traffic.listen))
 	if err != nil {
 		return fmt.Errorf("kfake: %w", err)
 	}
@@ -195,47 +199,71 @@ func run(o options) error {
 	prodWall := time.Since(t0)
 	fmt.Fprintf(out, "produce: %d records in %.2fs (%.0f records/s), not measured below\n\n", o.records, prodWall.Seconds(), float64(o.records)/prodWall.Seconds())
 
-	quiesce()
-	bphase := smp.begin()
-	stopProf := startProfile(o.baselineProfile)
-	bres, err := baseline(ctx, brokers, topic, hwm, filepath.Join(dir, "baseline"), int32(o.baselineFetch))
-	stopProf()
-	smp.end(bphase)
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
-	}
-	if bres.Records != int64(o.records) || bres.Written != int64(o.records)*int64(o.size+1) {
-		return fmt.Errorf("baseline wrote %d records, %d bytes; want %d, %d", bres.Records, bres.Written, o.records, int64(o.records)*int64(o.size+1))
-	}
-	// Write back the baseline's files now, so that the kernel's writeback
-	// does not run during the dumpflow phase.
-	syscall.Sync()
-
-	quiesce()
-	dphase := smp.begin()
-	stopProf = startProfile(o.cpuProfile)
 	dcfg := dumpConfig{
 		Topic: topic, Brokers: brokers, Concurrency: o.concurrency,
 		MaxRecords: o.maxRecords, MaxBytes: int64(o.maxBytes), PartSize: int64(o.partSize),
 		FlushInterval: o.flush, HistoryLimit: o.historyLimit,
 	}
-	dres, err := e.dump(ctx, dcfg, hwm, o.poll)
-	stopProf()
-	smp.end(dphase)
-	if err != nil {
-		return fmt.Errorf("dumpflow: %w", err)
-	}
-	// The dumpflow phase's wall and CPU end when the cursors caught up;
-	// the sampler's phase also covers history counting and verify.
-	if dres.Records != int64(o.records) || dres.Written != int64(o.records)*int64(o.size+1) {
-		return fmt.Errorf("dumpflow wrote %d records, %d bytes; want %d, %d", dres.Records, dres.Written, o.records, int64(o.records)*int64(o.size+1))
-	}
-	var ledgerRecords int64
-	for _, p := range dres.Ledger.Partitions {
-		ledgerRecords += p.Records
-	}
-	if !dres.Ledger.OK || ledgerRecords != int64(o.records) {
-		return fmt.Errorf("ledger not exact (ok=%v, %d records in the sink): %+v", dres.Ledger.OK, ledgerRecords, dres.Ledger)
+	wantBytes := int64(o.records) * int64(o.size+1)
+	var rounds []round
+	for i := 1; i <= o.repeat; i++ {
+		var r round
+		bprof, dprof := o.baselineProfile, o.cpuProfile
+		if i > 1 { // profile the first round only
+			bprof, dprof = "", ""
+		}
+
+		quiesce()
+		r.bp = smp.begin()
+		sent0, conns0 := traffic.snapshot()
+		stopProf := startProfile(bprof)
+		bdir := filepath.Join(dir, fmt.Sprintf("baseline-%d", i))
+		r.b, err = baseline(ctx, brokers, topic, hwm, bdir, int32(o.baselineFetch))
+		stopProf()
+		smp.end(r.bp)
+		sent1, conns1 := traffic.snapshot()
+		r.bSent, r.bConns = sent1-sent0, conns1-conns0
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		if r.b.Records != int64(o.records) || r.b.Written != wantBytes {
+			return fmt.Errorf("baseline wrote %d records, %d bytes; want %d, %d", r.b.Records, r.b.Written, o.records, wantBytes)
+		}
+		// Write the files back now, so that the kernel's writeback does
+		// not run during the dumpflow phase; then free the disk space.
+		syscall.Sync()
+		if !o.keep {
+			_ = os.RemoveAll(bdir)
+		}
+
+		quiesce()
+		dcfg.Name = "bench"
+		if o.repeat > 1 {
+			dcfg.Name = fmt.Sprintf("bench-%d", i)
+		}
+		r.dp = smp.begin()
+		sent0, conns0 = traffic.snapshot()
+		stopProf = startProfile(dprof)
+		r.d, err = e.dump(ctx, dcfg, hwm, o.poll)
+		sent1, conns1 = traffic.snapshot()
+		r.dSent, r.dConns = sent1-sent0, conns1-conns0
+		stopProf()
+		smp.end(r.dp)
+		if err != nil {
+			return fmt.Errorf("dumpflow: %w", err)
+		}
+		if r.d.Records != int64(o.records) || r.d.Written != wantBytes {
+			return fmt.Errorf("dumpflow wrote %d records, %d bytes; want %d, %d", r.d.Records, r.d.Written, o.records, wantBytes)
+		}
+		var ledgerRecords int64
+		for _, p := range r.d.Ledger.Partitions {
+			ledgerRecords += p.Records
+		}
+		if !r.d.Ledger.OK || ledgerRecords != int64(o.records) {
+			return fmt.Errorf("ledger not exact (ok=%v, %d records in the sink): %+v", r.d.Ledger.OK, ledgerRecords, r.d.Ledger)
+		}
+		syscall.Sync()
+		rounds = append(rounds, r)
 	}
 
 	if o.memProfile != "" {
@@ -243,14 +271,26 @@ func run(o options) error {
 			return err
 		}
 	}
-	report(out, o, bres, bphase, dres, dphase)
+	report(out, o, rounds)
 	if o.diag {
 		fmt.Fprintln(out)
+		dcfg.Name = "diag"
 		if err := diagnose(ctx, out, e, dcfg, hwm); err != nil {
 			return fmt.Errorf("diag: %w", err)
 		}
 	}
 	return nil
+}
+
+// round is one baseline measurement and one dumpflow measurement.
+type round struct {
+	b  baselineResult
+	bp *phaseStats
+	d  dumpResult
+	dp *phaseStats
+	// Bytes kfake sent and connections it accepted during each phase
+	// (the dumpflow phase's also cover history counting and verify).
+	bSent, bConns, dSent, dConns int64
 }
 
 // quiesce collects garbage and returns freed memory to the OS so that
@@ -289,28 +329,51 @@ func writeHeapProfile(path string) error {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-func report(w io.Writer, o options, b baselineResult, bp *phaseStats, d dumpResult, dp *phaseStats) {
-	bRate := float64(b.Records) / b.Wall.Seconds()
-	dRate := float64(d.Records) / d.Wall.Seconds()
-	spec := d.Spec
+func report(w io.Writer, o options, rounds []round) {
+	spec := rounds[0].d.Spec
 	fmt.Fprintf(w, "baseline: franz-go direct consume -> one buffered file per partition (FetchMaxPartitionBytes %s)\n", fetchDesc(o.baselineFetch))
 	fmt.Fprintf(w, "dumpflow: concurrency %d, batch maxRecords %d maxBytes %s flushInterval %s, oss partSize %s, history limit %s\n\n",
 		spec.Concurrency, spec.Batch.MaxRecords, spec.Batch.MaxBytes, spec.Batch.FlushInterval.D(), spec.Sink.OSS.PartSize, histLimit(o.historyLimit))
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\trecords\tMB\twall s\trecords/s\tMB/s\tCPU s\tCPU/wall\tpeak RSS MiB\tpeak Go heap MiB\tVmHWM at end MiB\t")
+	fmt.Fprintln(tw, "\trecords\tMB\twall s\trecords/s\tMB/s\tCPU s\tCPU/wall\tothers' CPU s\tpeak RSS MiB\tpeak Go heap MiB\tVmHWM MiB\t")
 	row := func(name string, recs, bytes int64, wall, cpu time.Duration, p *phaseStats) {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t\n", name, recs, float64(bytes)/1e6, wall.Seconds(),
-			float64(recs)/wall.Seconds(), float64(bytes)/1e6/wall.Seconds(), cpu.Seconds(), cpu.Seconds()/wall.Seconds(),
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t\n", name, recs, float64(bytes)/1e6, wall.Seconds(),
+			float64(recs)/wall.Seconds(), float64(bytes)/1e6/wall.Seconds(), cpu.Seconds(), cpu.Seconds()/wall.Seconds(), p.Others.Seconds(),
 			mib(p.PeakRSS), mib(p.PeakHeap), mib(p.HWMAtEnd))
 	}
-	row("baseline", b.Records, b.Bytes, b.Wall, b.CPU, bp)
-	row("dumpflow", d.Records, d.Bytes, d.Wall, d.CPU, dp)
+	var bRates, dRates []float64
+	for i, r := range rounds {
+		suffix := ""
+		if len(rounds) > 1 {
+			suffix = fmt.Sprintf(" #%d", i+1)
+		}
+		row("baseline"+suffix, r.b.Records, r.b.Bytes, r.b.Wall, r.b.CPU, r.bp)
+		row("dumpflow"+suffix, r.d.Records, r.d.Bytes, r.d.Wall, r.d.CPU, r.dp)
+		bRates = append(bRates, float64(r.b.Records)/r.b.Wall.Seconds())
+		dRates = append(dRates, float64(r.d.Records)/r.d.Wall.Seconds())
+	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nratio dumpflow/baseline (records/s): %.2f  (target >= 0.8)\n", dRate/bRate)
-	fmt.Fprintf(w, "MB = 10^6 bytes of record values. CPU s is the whole process over the timed wall; memory peaks are per phase (the dumpflow phase also covers history counting and verify);\n")
-	fmt.Fprintf(w, "RSS covers the whole process: kfake holding the topic, the Temporal server, the OSS fake and the worker.\n\n")
+	fmt.Fprintln(w)
+	if len(rounds) == 1 {
+		fmt.Fprintf(w, "ratio dumpflow/baseline (records/s): %.2f  (target >= 0.8)\n", dRates[0]/bRates[0])
+	} else {
+		var per []string
+		for i := range rounds {
+			per = append(per, fmt.Sprintf("%.2f", dRates[i]/bRates[i]))
+		}
+		fmt.Fprintf(w, "ratio dumpflow/baseline (records/s): %.2f of the medians (%.0f / %.0f records/s); per round %s  (target >= 0.8)\n",
+			median(dRates)/median(bRates), median(dRates), median(bRates), strings.Join(per, " "))
+	}
+	fmt.Fprintf(w, "MB = 10^6 bytes of record values. CPU s: this process over the timed wall; others' CPU s: the rest of the machine meanwhile.\n")
+	fmt.Fprintf(w, "Memory peaks are per phase (sampled every 20ms; the dumpflow phase also covers history counting and verify) and cover the\n")
+	fmt.Fprintf(w, "whole process: kfake holding the topic in memory, the Temporal server, the OSS fake and the worker. VmHWM is at the phase's end.\n\n")
 
+	for i, r := range rounds {
+		fmt.Fprintf(w, "kafka #%d: kfake sent %.1f MB over %d new connections to the baseline (%.2fx the values), %.1f MB over %d to dumpflow (%.2fx)\n",
+			i+1, float64(r.bSent)/1e6, r.bConns, float64(r.bSent)/float64(r.b.Bytes), float64(r.dSent)/1e6, r.dConns, float64(r.dSent)/float64(r.d.Bytes))
+	}
+	d := rounds[len(rounds)-1].d
 	h := d.History
 	gb := float64(d.Bytes) / 1e9
 	var acts []string
@@ -333,12 +396,24 @@ func report(w io.Writer, o options, b baselineResult, bp *phaseStats, d dumpResu
 		}
 	}
 	fmt.Fprintf(w, "activity time, scheduled to completed, summed over %d parallel loops: %s\n", spec.Concurrency, strings.Join(times, ", "))
-	var objs int
-	for _, p := range d.Ledger.Partitions {
-		objs += p.Ranges
+	for i, r := range rounds {
+		var objs int
+		for _, p := range r.d.Ledger.Partitions {
+			objs += p.Ranges
+		}
+		fmt.Fprintf(w, "verify #%d: ledger OK=%v over %d partitions, %d ranges, %d records; group offsets at the high watermarks\n",
+			i+1, r.d.Ledger.OK, len(r.d.Ledger.Partitions), objs, r.d.Records)
 	}
-	fmt.Fprintf(w, "verify: ledger OK=%v over %d partitions, %d ranges, %d records; group offsets at the high watermarks\n",
-		d.Ledger.OK, len(d.Ledger.Partitions), objs, d.Records)
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func fetchDesc(b connector.ByteSize) string {

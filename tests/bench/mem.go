@@ -44,16 +44,43 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// machineBusy is the CPU time all processes have used since boot, from
+// the first line of /proc/stat (user, nice, system, irq, softirq, steal).
+func machineBusy() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	fs := strings.Fields(line)
+	if len(fs) < 9 || fs[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for i, f := range fs[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(f, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ
+}
+
 // phaseStats is what a sampler saw during one phase.
 type phaseStats struct {
-	PeakRSS    int64 // highest VmRSS sampled
-	PeakHeap   int64 // highest Go heap (live + unswept objects) sampled
-	PeakGoMem  int64 // highest memory mapped by the Go runtime sampled
-	HWMAtEnd   int64 // VmHWM (process lifetime peak) at the end of the phase
-	CPU        time.Duration
-	Wall       time.Duration
-	cpuAtStart time.Duration
-	start      time.Time
+	PeakRSS   int64 // highest VmRSS sampled
+	PeakHeap  int64 // highest Go heap (live + unswept objects) sampled
+	PeakGoMem int64 // highest memory mapped by the Go runtime sampled
+	HWMAtEnd  int64 // VmHWM (process lifetime peak) at the end of the phase
+	CPU       time.Duration
+	Wall      time.Duration
+	// Others is the CPU time other processes on the machine used during
+	// the phase: a measurement with much of it is noisy.
+	Others      time.Duration
+	cpuAtStart  time.Duration
+	busyAtStart time.Duration
+	start       time.Time
 }
 
 // sampler samples VmRSS and the Go heap every interval, attributing the
@@ -109,7 +136,7 @@ func (s *sampler) run() {
 
 // begin starts attributing samples to a new phase.
 func (s *sampler) begin() *phaseStats {
-	p := &phaseStats{start: time.Now(), cpuAtStart: cpuTime()}
+	p := &phaseStats{start: time.Now(), cpuAtStart: cpuTime(), busyAtStart: machineBusy()}
 	s.mu.Lock()
 	s.cur = p
 	s.mu.Unlock()
@@ -122,6 +149,7 @@ func (s *sampler) end(p *phaseStats) {
 	s.sample()
 	p.Wall = time.Since(p.start)
 	p.CPU = cpuTime() - p.cpuAtStart
+	p.Others = max(0, machineBusy()-p.busyAtStart-p.CPU)
 	p.HWMAtEnd = procStatusKB("VmHWM")
 	s.mu.Lock()
 	if s.cur == p {

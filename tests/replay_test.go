@@ -1,0 +1,95 @@
+package tests
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/workflows"
+)
+
+var updateHistories = flag.Bool("update-histories", false, "record tests/testdata/*.history.json anew from a live run")
+
+// TestReplayRecordedHistories replays every recorded connector history in
+// testdata against the current workflow code. A change that would break
+// running connectors (a reordered activity, a new blocking call without a
+// version gate) fails here. Record anew, deliberately, with
+// go test ./tests -run TestReplayRecordedHistories -update-histories.
+func TestReplayRecordedHistories(t *testing.T) {
+	if *updateHistories {
+		recordHistory(t, filepath.Join("testdata", "connector-oss.history.json"))
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "*.history.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "no recorded histories in testdata")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			// History holds offsets, keys, ids and counts: never record bytes
+			// (values are "<topic>-p<partition>-<n>...") and never secrets.
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			require.NotContains(t, string(data), "replay-p0-")
+			require.NotContains(t, string(data), "dumpflow-secret")
+
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
+			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+		})
+	}
+}
+
+// recordHistory runs a connector through a poison record (tolerance stop),
+// a resume, a pause and a continue-as-new, and saves the first run's
+// history.
+func recordHistory(t *testing.T, path string) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, n, size = "replay", 600, 64
+	s.createTopic(topic, 2)
+	s.producePoison(topic, n, size, 250, 4096)
+	s.produce(topic, 2, 100, size, time.Time{})
+	spec := s.ossSpec("replay-oss", topic)
+	spec.Batch.MaxRecords = 100
+	spec.Errors.MaxRecordBytes = 1024
+	spec.Errors.Tolerance = connector.ToleranceStop
+	s.start(spec, 120)
+	s.waitFor(spec.Name, time.Minute, "stop on poison", func(st workflows.Status) bool {
+		return len(st.Partitions) == 2 && st.Partitions[0].State == workflows.StateStopped
+	})
+	ctx := context.Background()
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.waitFor(spec.Name, time.Minute, "caught up", func(st workflows.Status) bool {
+		return st.Run > 0 && len(st.Partitions) == 2 && st.Partitions[0].Next == n+100 && st.Partitions[1].Next == 100
+	})
+
+	// The first run, which ended in continue-as-new.
+	iter := s.client.GetWorkflowHistory(ctx, spec.WorkflowID(), firstRunID(t, s, spec), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for iter.HasNext() {
+		e, err := iter.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, e)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+}
+
+func firstRunID(t *testing.T, s *stack, spec *connector.Spec) string {
+	resp, err := s.client.DescribeWorkflowExecution(context.Background(), spec.WorkflowID(), "")
+	require.NoError(t, err)
+	return resp.GetWorkflowExecutionInfo().GetFirstRunId()
+}
