@@ -21,6 +21,7 @@ import (
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/deploy/localstack"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/starter/verify"
 	"github.com/dumpflow/dumpflow/workers/runner"
 	"github.com/dumpflow/dumpflow/workflows"
 )
@@ -54,6 +55,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	once := fs.Bool("once", false, "exit once every connector has caught up (for scripts and CI)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: give up after this long")
 	verbose := fs.Bool("v", false, "log every component at debug level")
+	verifyAfter := fs.Bool("verify", false, "with --once: verify every connector's ledger before exiting (exit 1 if not exact)")
 	if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
@@ -143,7 +145,38 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if *rate > 0 && !*once {
 		go trickle(ctx, kc.Kgo(), *rate)
 	}
-	return watch(ctx, c, kc, specs, *once, *timeout)
+	if err := watch(ctx, c, kc, specs, *once, *timeout); err != nil {
+		return err
+	}
+	if *once && *verifyAfter {
+		return verifyAll(ctx, c, specs)
+	}
+	return nil
+}
+
+// verifyAll prints each connector's ledger and fails if one is not exact.
+func verifyAll(ctx context.Context, c client.Client, specs []*connector.Spec) error {
+	ok := true
+	for _, s := range specs {
+		st, err := queryStatus(ctx, c, s.Name)
+		if err != nil {
+			return err
+		}
+		cursors := map[int32]verify.Cursor{}
+		for _, p := range st.Partitions {
+			cursors[p.Partition] = verify.Cursor{Start: p.Start, Committed: p.Next}
+		}
+		rep, err := verify.Run(ctx, s, cursors)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", s.Name, err)
+		}
+		printReport(rep, "workflow "+s.WorkflowID())
+		ok = ok && rep.OK
+	}
+	if !ok {
+		return exitError(1)
+	}
+	return nil
 }
 
 // untilStopping drops log records once stopping is set.
