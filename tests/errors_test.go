@@ -143,6 +143,7 @@ func TestPauseResume(t *testing.T) {
 	s.createTopic(topic, parts)
 	s.produce(topic, parts, 1000, size, time.Time{})
 	spec := s.ossSpec("logs-oss", topic)
+	spec.Concurrency = 1 // one loop serves all three partitions
 	s.start(spec, 0)
 	s.waitFor(spec.Name, time.Minute, "first 1000", caughtUp(1000))
 

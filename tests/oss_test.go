@@ -89,6 +89,7 @@ func TestWorkerSIGKILLMidRun(t *testing.T) {
 
 	spec := s.ossSpec("clicks-oss", topic)
 	spec.Batch.MaxRecords = 500
+	spec.Concurrency = 2 // 3 partitions over 2 loops: one loop serves two
 	w := s.startWorkerProcess()
 	s.start(spec, 0)
 	// Kill it once some, but not all, batches are in.

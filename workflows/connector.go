@@ -142,6 +142,12 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	c.discover(ctx)
 
 	groups := c.groups()
+	if len(groups) == 0 {
+		// A topic without partitions: look again later.
+		if err := workflow.Sleep(ctx, time.Minute); err != nil {
+			return err
+		}
+	}
 	c.loops = len(groups)
 	for _, g := range groups {
 		workflow.Go(ctx, func(ctx workflow.Context) {
