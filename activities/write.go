@@ -68,6 +68,11 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 		return PrepareResult{End: in.PlanEnd}, nil
 	}
 	defer keepAlive(ctx)()
+	if c, ok := s.(sink.Checker); ok {
+		if err := c.Check(ctx); err != nil { // loads the table, so PartitionOf can convert
+			return PrepareResult{}, classify(err)
+		}
+	}
 	recs, end, err := a.readCut(ctx, kc, spec, in.Partition, in.First, in.PlanEnd, true)
 	if err != nil {
 		return PrepareResult{}, err
@@ -75,6 +80,9 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 	seen := map[string]bool{}
 	var parts []string
 	for _, r := range recs {
+		if int64(len(r.Key)+len(r.Value)) > int64(spec.Errors.MaxRecordBytes) {
+			continue // the write sends it to the dead-letter topic
+		}
 		tr := toRecord(r)
 		pt, err := p.PartitionOf(&tr)
 		if err != nil {

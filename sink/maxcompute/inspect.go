@@ -90,7 +90,10 @@ func (c *client) partitions(ctx context.Context) ([]string, error) {
 	}
 	ps, err := c.odps.Table(c.mc.Table).GetPartitions()
 	if err != nil {
-		return nil, classify(fmt.Sprintf("list partitions of %s", c.name()), err)
+		if merr := c.missingTable(err); merr != nil {
+			return nil, merr
+		}
+		return nil, sink.Permanent(ErrNoSuchTable, fmt.Errorf("table %s does not exist: %w", c.name(), err))
 	}
 	out := make([]string, len(ps))
 	for i := range ps {

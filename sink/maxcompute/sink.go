@@ -28,6 +28,7 @@ type Sink struct {
 
 	mu     sync.Mutex
 	schema *tableschema.TableSchema // set once the table is known to exist and fit
+	conv   *converter               // for the table's schema, set with schema
 }
 
 // New returns a Sink for spec's sink.maxcompute section. It does no I/O;
@@ -71,22 +72,33 @@ func (s *Sink) ensureTable(ctx context.Context) (*tableschema.TableSchema, error
 	if err != nil {
 		return nil, err
 	}
-	if _, err := newConverter(s.c.name(), s.c.mc, s.part.loc, schema); err != nil {
+	conv, err := newConverter(s.c.name(), s.c.mc, s.part.loc, schema)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.c.resolveTunnel(); err != nil {
 		return nil, err
 	}
-	s.schema = &schema
+	s.schema, s.conv = &schema, conv
 	return s.schema, nil
 }
 
 // PartitionOf returns the partition spec of r's Kafka timestamp in the
 // spec's time zone, e.g. "pt=11-17-2020 14" for granularity HOUR. A record
-// without a timestamp is rejected.
+// without a timestamp is rejected, and so, once the table is known
+// (EnsureTable), is a record that will not convert to a row: Prepare then
+// opens no session, and creates no partition, for records that never land.
 func (s *Sink) PartitionOf(r *transform.Record) (string, error) {
 	if r.Timestamp.IsZero() {
 		return "", sink.Reject("partition", fmt.Errorf("topic %s partition %d offset %d: no timestamp to choose a partition from", r.Topic, r.Partition, r.Offset))
+	}
+	s.mu.Lock()
+	conv := s.conv
+	s.mu.Unlock()
+	if conv != nil {
+		if _, _, err := conv.row(r); err != nil {
+			return "", err
+		}
 	}
 	return s.part.spec(r.Timestamp), nil
 }
