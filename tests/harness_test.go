@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/dumpflow/dumpflow/deploy/localstack/odpsemu"
 	"github.com/dumpflow/dumpflow/deploy/localstack/ossfake"
 	"github.com/dumpflow/dumpflow/kafka"
+	ossink "github.com/dumpflow/dumpflow/sink/oss"
 	"github.com/dumpflow/dumpflow/starter/verify"
 	"github.com/dumpflow/dumpflow/workers/runner"
 	"github.com/dumpflow/dumpflow/workflows"
@@ -46,6 +49,7 @@ type stack struct {
 	brokers  []string
 	oss      *httptest.Server
 	ossDir   string
+	ossParts atomic.Int64     // multipart UploadPart requests the OSS fake served
 	mc       *httptest.Server // MaxCompute emulator: REST at mc.URL+"/api", tunnel at mc.URL
 	mcEmu    *odpsemu.Server
 	mcDir    string
@@ -71,7 +75,12 @@ func newStack(t *testing.T) *stack {
 	s.ossDir = t.TempDir()
 	fake, err := ossfake.New(ossfake.Options{Dir: s.ossDir, Buckets: []string{bucket}})
 	require.NoError(t, err)
-	s.oss = httptest.NewServer(fake)
+	s.oss = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
+			s.ossParts.Add(1)
+		}
+		fake.ServeHTTP(w, r)
+	}))
 	t.Cleanup(s.oss.Close)
 
 	s.mcDir = t.TempDir()
@@ -215,8 +224,8 @@ func caughtUp(want int64) func(workflows.Status) bool {
 	}
 }
 
-// verifyLedger asserts the offset-coverage ledger is exact.
-func (s *stack) verifyLedger(spec *connector.Spec) verify.Report {
+// cursors are the workflow's cursors, as starter verify reads them.
+func (s *stack) cursors(spec *connector.Spec) map[int32]verify.Cursor {
 	s.t.Helper()
 	st, err := s.status(spec.Name)
 	require.NoError(s.t, err)
@@ -224,7 +233,24 @@ func (s *stack) verifyLedger(spec *connector.Spec) verify.Report {
 	for _, p := range st.Partitions {
 		cursors[p.Partition] = verify.Cursor{Start: p.Start, Committed: p.Next}
 	}
-	rep, err := verify.Run(context.Background(), spec, cursors)
+	return cursors
+}
+
+// ossObjects lists the connector's data objects with their ranges.
+func (s *stack) ossObjects(spec *connector.Spec) []ossink.Object {
+	s.t.Helper()
+	sk, err := ossink.New(spec, connector.Credentials{AccessKeyID: "dumpflow", AccessKeySecret: "dumpflow-secret"})
+	require.NoError(s.t, err)
+	objs, err := sk.Objects(context.Background(), spec.Name, spec.Kafka.Topic)
+	require.NoError(s.t, err)
+	require.NotEmpty(s.t, objs)
+	return objs
+}
+
+// verifyLedger asserts the offset-coverage ledger is exact.
+func (s *stack) verifyLedger(spec *connector.Spec) verify.Report {
+	s.t.Helper()
+	rep, err := verify.Run(context.Background(), spec, s.cursors(spec))
 	require.NoError(s.t, err)
 	require.Truef(s.t, rep.OK, "ledger not exact: %+v", rep)
 	return rep
