@@ -163,17 +163,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 
 func (s *Stack) start(ctx context.Context, opts Options) error {
 	if s.OSSEndpoint == "" {
-		oss, err := startOSS(filepath.Join(opts.DataDir, "oss"), opts.OSSPort, s.OSSBucket, s.log)
+		fake, srv, err := startOSS(filepath.Join(opts.DataDir, "oss"), opts.OSSPort, s.OSSBucket, s.log)
 		if err != nil {
 			return err
 		}
-		s.onClose(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-			defer cancel()
-			return oss.stop(ctx)
-		})
-		s.OSSEndpoint = "http://" + oss.addr
-		s.OSSBucketDir = oss.fake.BucketDir(s.OSSBucket)
+		s.onClose(func() error { return stopWithin(srv, closeTimeout) })
+		s.OSSEndpoint = "http://" + srv.addr
+		s.OSSBucketDir = fake.BucketDir(s.OSSBucket)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -181,17 +177,13 @@ func (s *Stack) start(ctx context.Context, opts Options) error {
 
 	if s.MaxComputeEndpoint == "" {
 		dir := filepath.Join(opts.DataDir, "maxcompute")
-		mc, err := startMaxCompute(dir, opts.MaxComputePort, s.MaxComputeProject, s.log)
+		srv, save, err := startMaxCompute(dir, opts.MaxComputePort, s.MaxComputeProject, s.log)
 		if err != nil {
 			return err
 		}
-		s.onClose(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-			defer cancel()
-			return mc.stop(ctx)
-		})
-		s.MaxComputeEndpoint = "http://" + mc.addr + "/api"
-		s.MaxComputeTunnelEndpoint = "http://" + mc.addr
+		s.onClose(func() error { return errors.Join(stopWithin(srv, closeTimeout), save()) })
+		s.MaxComputeEndpoint = "http://" + srv.addr + "/api"
+		s.MaxComputeTunnelEndpoint = "http://" + srv.addr
 		s.MaxComputeDir = dir
 	}
 	if err := ctx.Err(); err != nil {
@@ -317,4 +309,11 @@ func (o Options) checkPorts() error {
 		}
 	}
 	return nil
+}
+
+// stopWithin stops srv, giving in-flight requests up to d.
+func stopWithin(srv *httpServer, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return srv.stop(ctx)
 }
