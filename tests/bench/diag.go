@@ -86,7 +86,7 @@ func diagnose(ctx context.Context, w io.Writer, e *env, cfg dumpConfig, hwm map[
 		d.Commit = time.Since(t0)
 		return d, nil
 	}
-	print := func(label string, ds []diagStep, wall time.Duration) {
+	show := func(label string, ds []diagStep, wall time.Duration) {
 		var r, a, c time.Duration
 		var bytes int64
 		for _, d := range ds {
@@ -109,7 +109,7 @@ func diagnose(ctx context.Context, w io.Writer, e *env, cfg dumpConfig, hwm map[
 		ds = append(ds, d)
 		first += d.Records
 	}
-	print("1 partition, sequential:", ds, time.Since(t0))
+	show("1 partition, sequential:", ds, time.Since(t0))
 
 	// Every partition at once, as the connector's loops do.
 	var mu sync.Mutex
@@ -144,6 +144,62 @@ func diagnose(ctx context.Context, w io.Writer, e *env, cfg dumpConfig, hwm map[
 	if firstErr != nil {
 		return firstErr
 	}
-	print(fmt.Sprintf("%d partitions in parallel:", len(hwm)), all, time.Since(t0))
+	show(fmt.Sprintf("%d partitions in parallel:", len(hwm)), all, time.Since(t0))
+
+	// The OSS fake alone: the same batch committed again and again under
+	// new ranges, no Kafka involved.
+	var recs []*kgo.Record
+	var size int64
+	err = kc.ReadRange(ctx, spec.Kafka.Topic, 0, 0, hwm[0], kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+		recs = append(recs, r)
+		size += int64(len(r.Value))
+		return size < int64(spec.Batch.MaxBytes), nil
+	})
+	if err != nil {
+		return err
+	}
+	upload := func(p int32, i int) (time.Duration, error) {
+		first := 1_000_000_000 + int64(i)*int64(len(recs))
+		b, err := s.Begin(ctx, sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: p + 100, First: first, End: first + int64(len(recs))}, nil)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range recs {
+			if err := b.Add(ctx, &transform.Record{Value: r.Value}); err != nil {
+				return 0, err
+			}
+		}
+		t0 := time.Now()
+		_, err = b.Commit(ctx)
+		return time.Since(t0), err
+	}
+	for _, par := range []int{1, len(hwm)} {
+		var mu sync.Mutex
+		var commit time.Duration
+		var n int
+		var firstErr error
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for p := 0; p < par; p++ {
+			wg.Go(func() {
+				for i := 0; i < 3; i++ {
+					d, err := upload(int32(p), 10*par+i)
+					mu.Lock()
+					commit += d
+					n++
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
+		fmt.Fprintf(w, "diag OSS commit only, %d in parallel:  %d batches of %.1f MiB: commit %4.0f ms per batch; %.1f MB/s of values overall\n",
+			par, n, mib(size), float64((commit / time.Duration(n)).Milliseconds()), float64(size)*float64(n)/1e6/time.Since(t0).Seconds())
+	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -72,6 +73,7 @@ type dumpConfig struct {
 	PartSize      int64
 	FlushInterval time.Duration
 	HistoryLimit  int
+	Size          int // record value size, for the content check
 }
 
 // dumpResult is what the dumpflow run did.
@@ -86,6 +88,8 @@ type dumpResult struct {
 	Objects int64
 	History historyStats
 	Ledger  verify.Report
+	// Content is what checkContent found in the objects' files.
+	ContentRecords, ContentBytes int64
 }
 
 func (e *env) spec(cfg dumpConfig) (*connector.Spec, error) {
@@ -117,8 +121,9 @@ func (e *env) spec(cfg dumpConfig) (*connector.Spec, error) {
 // dump starts the connector and times it from ExecuteWorkflow until the
 // status query shows every partition's cursor at its high watermark. Then
 // it waits for the group offsets to mirror the cursors, counts the history
-// of every run, terminates the workflow and checks the ledger.
-func (e *env) dump(ctx context.Context, cfg dumpConfig, hwm map[int32]int64, poll time.Duration) (dumpResult, error) {
+// of every run, terminates the workflow and checks the ledger and the
+// objects' content. caught is called at that moment (to stop a CPU profile).
+func (e *env) dump(ctx context.Context, cfg dumpConfig, hwm map[int32]int64, poll time.Duration, caught func()) (dumpResult, error) {
 	spec, err := e.spec(cfg)
 	if err != nil {
 		return dumpResult{}, err
@@ -136,6 +141,7 @@ func (e *env) dump(ctx context.Context, cfg dumpConfig, hwm map[int32]int64, pol
 		if err == nil && caughtUp(st, hwm) {
 			res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
 			res.Status = st
+			caught()
 			break
 		}
 		if time.Now().After(deadline) {
@@ -170,6 +176,12 @@ func (e *env) dump(ctx context.Context, cfg dumpConfig, hwm map[int32]int64, pol
 	res.Ledger, err = verify.Run(ctx, spec, cursors)
 	if err != nil {
 		return res, fmt.Errorf("verify: %w", err)
+	}
+	if e.stack.OSSBucketDir != "" {
+		res.ContentRecords, res.ContentBytes, err = checkContent(filepath.Join(e.stack.OSSBucketDir, cfg.Name, cfg.Topic), cfg.Size)
+		if err != nil {
+			return res, fmt.Errorf("content: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -17,8 +17,13 @@
 // Usage:
 //
 //	go run ./tests/bench [-records 1000000] [-size 512] [-partitions 3]
-//	    [-max-records 50000] [-max-bytes 16MiB] [-part-size 32MiB]
-//	    [-concurrency 3] [-dir DIR] [-cpuprofile FILE]
+//	    [-max-bytes 32MiB] [-max-records 0 (max-bytes/size)] [-part-size 8MiB]
+//	    [-flush 100ms] [-concurrency 0 (partitions)] [-repeat 3]
+//	    [-dir DIR] [-cpuprofile FILE] [-diag]
+//
+// The defaults are the best settings found on a 2-core machine (see
+// docs/benchmark.md); the connector's own defaults are -max-bytes 16MiB
+// -max-records 50000 -part-size 8MiB -flush 10s.
 //
 // See docs/benchmark.md for results and where the time goes.
 package main
@@ -37,6 +42,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -66,6 +72,7 @@ type options struct {
 	cpuProfile                string
 	baselineProfile           string
 	memProfile                string
+	mutexProfile              string
 	poll                      time.Duration
 	verbose                   bool
 	diag                      bool
@@ -73,16 +80,16 @@ type options struct {
 }
 
 func parseFlags() options {
-	o := options{maxBytes: 16 << 20, partSize: 32 << 20, baselineFetch: 8 << 20}
-	flag.IntVar(&o.repeat, "repeat", 1, "measure baseline and dumpflow this many times, alternating, and compare the medians")
+	o := options{maxBytes: 32 << 20, partSize: 8 << 20, baselineFetch: 8 << 20}
+	flag.IntVar(&o.repeat, "repeat", 3, "measure baseline and dumpflow this many times, alternating, and compare the medians")
 	flag.IntVar(&o.records, "records", 1_000_000, "records to produce and dump")
 	flag.IntVar(&o.size, "size", 512, "bytes per record value")
 	flag.IntVar(&o.partitions, "partitions", 3, "topic partitions")
-	flag.IntVar(&o.maxRecords, "max-records", 50_000, "connector batch.maxRecords")
+	flag.IntVar(&o.maxRecords, "max-records", 0, "connector batch.maxRecords; 0: max-bytes / size, so that both limits cut the same batch")
 	flag.Var(byteFlag{&o.maxBytes}, "max-bytes", "connector batch.maxBytes (e.g. 16MiB)")
 	flag.Var(byteFlag{&o.partSize}, "part-size", "connector sink.oss.partSize; batches larger than this use multipart upload")
 	flag.IntVar(&o.concurrency, "concurrency", 0, "connector concurrency (1, 2, 3, 6, 12); 0: the smallest allowed value >= partitions")
-	flag.DurationVar(&o.flush, "flush", time.Second, "connector batch.flushInterval (bounds the wait for the last, partial batch)")
+	flag.DurationVar(&o.flush, "flush", 100*time.Millisecond, "connector batch.flushInterval (bounds the wait for the last, partial batch)")
 	flag.IntVar(&o.historyLimit, "history-limit", 0, "events per run before continue-as-new (0: the workflow default)")
 	flag.Var(byteFlag{&o.baselineFetch}, "baseline-fetch", "baseline FetchMaxPartitionBytes (FetchMaxBytes is 4x); 0: franz-go defaults")
 	flag.StringVar(&o.dir, "dir", "", "working directory for Temporal, OSS and baseline files (default: a temporary directory, removed)")
@@ -90,11 +97,15 @@ func parseFlags() options {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the dumpflow phase to this file")
 	flag.StringVar(&o.baselineProfile, "baseline-cpuprofile", "", "write a CPU profile of the baseline phase to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile (whole run) to this file")
+	flag.StringVar(&o.mutexProfile, "mutexprofile", "", "write a mutex contention profile (whole run) to this file")
 	flag.DurationVar(&o.poll, "poll", 50*time.Millisecond, "status query interval while waiting for the dump")
 	flag.BoolVar(&o.diag, "diag", false, "after the measurements, time WritePartition's steps (read, add, commit) outside Temporal")
 	flag.BoolVar(&o.verbose, "v", false, "log the stack's warnings and errors to stderr")
 	flag.Parse()
 	o.repeat = max(o.repeat, 1)
+	if o.maxRecords == 0 {
+		o.maxRecords = min(1_000_000, max(1, int((int64(o.maxBytes)+int64(o.size)-1)/int64(o.size))))
+	}
 	if o.concurrency == 0 {
 		o.concurrency = 12
 		for _, c := range []int{12, 6, 3, 2, 1} {
@@ -163,6 +174,9 @@ func run(o options) error {
 		}
 	}
 
+	if o.mutexProfile != "" {
+		runtime.SetMutexProfileFraction(1)
+	}
 	smp := newSampler(20 * time.Millisecond)
 	defer smp.close()
 	out := os.Stdout
@@ -197,12 +211,15 @@ func run(o options) error {
 		return fmt.Errorf("produce: %w", err)
 	}
 	prodWall := time.Since(t0)
-	fmt.Fprintf(out, "produce: %d records in %.2fs (%.0f records/s), not measured below\n\n", o.records, prodWall.Seconds(), float64(o.records)/prodWall.Seconds())
+	fmt.Fprintf(out, "produce: %d records in %.2fs (%.0f records/s), not measured below\n", o.records, prodWall.Seconds(), float64(o.records)/prodWall.Seconds())
+	quiesce()
+	fmt.Fprintf(out, "memory floor before the measurements: VmRSS %.0f MiB, Go heap %.0f MiB (kfake holds the topic in memory)\n\n",
+		mib(procStatusKB("VmRSS")), mib(heapBytes()))
 
 	dcfg := dumpConfig{
 		Topic: topic, Brokers: brokers, Concurrency: o.concurrency,
 		MaxRecords: o.maxRecords, MaxBytes: int64(o.maxBytes), PartSize: int64(o.partSize),
-		FlushInterval: o.flush, HistoryLimit: o.historyLimit,
+		FlushInterval: o.flush, HistoryLimit: o.historyLimit, Size: o.size,
 	}
 	wantBytes := int64(o.records) * int64(o.size+1)
 	var rounds []round
@@ -244,10 +261,10 @@ func run(o options) error {
 		r.dp = smp.begin()
 		sent0, conns0 = traffic.snapshot()
 		stopProf = startProfile(dprof)
-		r.d, err = e.dump(ctx, dcfg, hwm, o.poll)
+		r.d, err = e.dump(ctx, dcfg, hwm, o.poll, stopProf)
 		sent1, conns1 = traffic.snapshot()
 		r.dSent, r.dConns = sent1-sent0, conns1-conns0
-		stopProf()
+		stopProf() // no-op unless dump failed before catching up
 		smp.end(r.dp)
 		if err != nil {
 			return fmt.Errorf("dumpflow: %w", err)
@@ -262,12 +279,20 @@ func run(o options) error {
 		if !r.d.Ledger.OK || ledgerRecords != int64(o.records) {
 			return fmt.Errorf("ledger not exact (ok=%v, %d records in the sink): %+v", r.d.Ledger.OK, ledgerRecords, r.d.Ledger)
 		}
+		if r.d.ContentRecords != int64(o.records) || r.d.ContentBytes != r.d.Bytes {
+			return fmt.Errorf("objects hold %d records, %d value bytes; want %d, %d", r.d.ContentRecords, r.d.ContentBytes, o.records, r.d.Bytes)
+		}
 		syscall.Sync()
 		rounds = append(rounds, r)
 	}
 
 	if o.memProfile != "" {
-		if err := writeHeapProfile(o.memProfile); err != nil {
+		if err := writeProfile("allocs", o.memProfile); err != nil {
+			return err
+		}
+	}
+	if o.mutexProfile != "" {
+		if err := writeProfile("mutex", o.mutexProfile); err != nil {
 			return err
 		}
 	}
@@ -315,16 +340,16 @@ func startProfile(path string) func() {
 		f.Close()
 		return func() {}
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
+	return sync.OnceFunc(func() { pprof.StopCPUProfile(); f.Close() })
 }
 
-func writeHeapProfile(path string) error {
+func writeProfile(name, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return pprof.Lookup("allocs").WriteTo(f, 0)
+	return pprof.Lookup(name).WriteTo(f, 0)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
@@ -401,8 +426,8 @@ func report(w io.Writer, o options, rounds []round) {
 		for _, p := range r.d.Ledger.Partitions {
 			objs += p.Ranges
 		}
-		fmt.Fprintf(w, "verify #%d: ledger OK=%v over %d partitions, %d ranges, %d records; group offsets at the high watermarks\n",
-			i+1, r.d.Ledger.OK, len(r.d.Ledger.Partitions), objs, r.d.Records)
+		fmt.Fprintf(w, "verify #%d: ledger OK=%v over %d partitions, %d ranges, %d records; every object's lines are the expected values (%d records, %.1f MB); group offsets at the high watermarks\n",
+			i+1, r.d.Ledger.OK, len(r.d.Ledger.Partitions), objs, r.d.Records, r.d.ContentRecords, float64(r.d.ContentBytes)/1e6)
 	}
 }
 

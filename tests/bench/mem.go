@@ -105,6 +105,13 @@ var memSamples = []metrics.Sample{
 	{Name: "/memory/classes/total:bytes"},
 }
 
+// heapBytes is the Go heap's object bytes now.
+func heapBytes() int64 {
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(ms)
+	return int64(ms[0].Value.Uint64())
+}
+
 func (s *sampler) sample() {
 	rss := procStatusKB("VmRSS")
 	ms := make([]metrics.Sample, len(memSamples))
