@@ -11,8 +11,10 @@ import (
 const pollInterval = 250 * time.Millisecond
 
 // FetchRanges waits until one of the cursors' partitions has a full batch
-// (spec.Batch.MaxRecords) past its cursor, or the flush interval elapses,
-// and plans [next, planEnd) for each partition with data. It reads offsets
+// (spec.Batch.MaxRecords) past its cursor, or has a backlog (a cursor still
+// behind the high watermark after its last write, as when catching up), or
+// the flush interval elapses, and plans [next, planEnd) for each partition
+// with data. It reads offsets
 // only, never record bytes. It heartbeats while it waits.
 func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (FetchRangesResult, error) {
 	spec := &in.Spec
@@ -40,7 +42,7 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 			if avail := b.End - c.Next; avail > 0 {
 				p.PlanEnd = c.Next + min(avail, maxRecords)
 				any = true
-				full = full || avail >= maxRecords
+				full = full || avail >= maxRecords || c.Backlog
 			}
 			res.Plans = append(res.Plans, p)
 		}

@@ -43,6 +43,10 @@ type Cursor struct {
 	Partition int32 `json:"partition"`
 	Next      int64 `json:"next"`
 	Start     int64 `json:"start"`
+	// Backlog says the partition already had data past Next when it was
+	// last planned: FetchRanges plans it at once instead of waiting for a
+	// full batch or the flush interval.
+	Backlog bool `json:"backlog,omitempty"`
 }
 
 // FetchRangesInput asks for the next range of each partition of a loop.

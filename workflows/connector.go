@@ -70,6 +70,9 @@ type PartitionState struct {
 	SkipAt int64 `json:"skipAt"`
 	// LastObject is the most recent object key or session id written.
 	LastObject string `json:"lastObject,omitempty"`
+	// Backlog is set while the cursor is behind the high watermark seen at
+	// the last plan: the next fetch does not wait for the flush interval.
+	Backlog bool `json:"backlog,omitempty"`
 }
 
 // Status is the answer to the status query.

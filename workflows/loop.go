@@ -32,7 +32,7 @@ func (c *conn) loop(ctx workflow.Context, group []*PartitionState) {
 		var cursors []activities.Cursor
 		for _, p := range group {
 			if !p.Stopped {
-				cursors = append(cursors, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start})
+				cursors = append(cursors, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start, Backlog: p.Backlog})
 			}
 		}
 		var fetched activities.FetchRangesResult
@@ -49,11 +49,13 @@ func (c *conn) loop(ctx workflow.Context, group []*PartitionState) {
 			p := find(group, plan.Partition)
 			p.HighWatermark, p.LogStart = plan.HighWatermark, plan.LogStart
 			if plan.PlanEnd <= plan.First || p.Next != plan.First || p.Stopped || c.st.Paused || c.draining {
+				p.Backlog = false
 				continue
 			}
 			if c.write(ctx, p, plan) {
 				commits = append(commits, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start})
 			}
+			p.Backlog = !p.Stopped && p.Next < plan.HighWatermark
 		}
 		if len(commits) > 0 {
 			if err := workflow.ExecuteActivity(commitCtx, (*activities.Activities).CommitOffsets, activities.CommitOffsetsInput{Spec: c.spec, Offsets: commits}).Get(ctx, nil); err != nil {

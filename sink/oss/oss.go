@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
@@ -25,6 +26,10 @@ type Sink struct {
 	spec   connector.OSSSpec
 	loc    *time.Location
 	bucket *oss.Bucket
+	// bufs recycles batch buffers, each grown once to a batch's size, so a
+	// busy partition does not reallocate (and zero) a buffer per batch.
+	bufs     sync.Pool
+	maxBytes int
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -55,7 +60,9 @@ func New(spec *connector.Spec, creds connector.Credentials) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oss bucket %q: %w", o.Bucket, err)
 	}
-	return &Sink{spec: *o, loc: loc, bucket: b}, nil
+	s := &Sink{spec: *o, loc: loc, bucket: b, maxBytes: int(spec.Batch.MaxBytes)}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	return s, nil
 }
 
 // Close releases nothing: the SDK's HTTP client is shared.
@@ -72,13 +79,13 @@ func (s *Sink) Check(ctx context.Context) error {
 
 // Begin starts a batch.
 func (s *Sink) Begin(_ context.Context, id sink.BatchID, _ *sink.Prepared) (sink.Batch, error) {
-	return &batch{s: s, id: id}, nil
+	return &batch{s: s, id: id, buf: s.bufs.Get().(*bytes.Buffer)}, nil
 }
 
 type batch struct {
 	s       *Sink
 	id      sink.BatchID
-	buf     bytes.Buffer
+	buf     *bytes.Buffer // nil once returned to the pool
 	records int64
 	firstTS time.Time
 }
@@ -86,6 +93,9 @@ type batch struct {
 func (b *batch) Add(_ context.Context, r *transform.Record) error {
 	if b.records == 0 {
 		b.firstTS = r.Timestamp
+		// A batch holds up to maxBytes of values plus a newline per record
+		// and at most one record past the limit: grow once, not by doubling.
+		b.buf.Grow(b.s.maxBytes + b.s.maxBytes/32 + len(r.Value))
 	}
 	b.buf.Write(r.Value)
 	b.buf.WriteByte('\n')
@@ -93,7 +103,16 @@ func (b *batch) Add(_ context.Context, r *transform.Record) error {
 	return nil
 }
 
-func (b *batch) Abort(context.Context) { b.buf.Reset() }
+func (b *batch) Abort(context.Context) { b.release() }
+
+// release returns the buffer to the pool.
+func (b *batch) release() {
+	if b.buf != nil {
+		b.buf.Reset()
+		b.s.bufs.Put(b.buf)
+		b.buf = nil
+	}
+}
 
 func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 	id := b.id
@@ -122,7 +141,7 @@ func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 	if err := b.s.writeMeta(ctx, id, key, b.records); err != nil {
 		return sink.Written{}, err
 	}
-	b.buf.Reset()
+	b.release()
 	return sink.Written{Objects: []string{key}, Records: b.records, Bytes: size}, nil
 }
 
