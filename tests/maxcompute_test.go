@@ -530,3 +530,40 @@ func TestMaxComputeSIGKILLMidSession(t *testing.T) {
 	}
 	require.Equal(t, []string{part}, s.mcPartitions(spec))
 }
+
+// TestMaxComputeMissingTableParksPartition: the table disappears under a
+// running connector. The write fails with a non-retryable NoSuchTable, so
+// even under tolerance continue the partition parks, visibly, instead of
+// diverting the topic to the error-data topic; once the table is back, a
+// resume writes everything that arrived meanwhile, once.
+func TestMaxComputeMissingTableParksPartition(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, table = "mc-drop", "kafka_drop"
+	s.createTopic(topic, 1)
+	s.produce(topic, 1, 500, 64, time.Time{})
+	spec := s.mcSpec("mc-drop", topic, table)
+	s.start(spec, 0)
+	s.waitFor(spec.Name, time.Minute, "first 500", caughtUp(500))
+
+	s.mcExec("DROP TABLE " + table + ";")
+	s.produce2(topic, 1, 500, 1000, 64)
+	st := s.waitFor(spec.Name, time.Minute, "the partition to stop", func(st workflows.Status) bool {
+		return len(st.Partitions) == 1 && st.Partitions[0].State == workflows.StateStopped
+	})
+	p := st.Partitions[0]
+	require.Equal(t, int64(500), p.Next, "nothing past the last good batch is skipped")
+	require.Contains(t, p.LastError, "NoSuchTable")
+	require.Contains(t, p.LastError, "signal resume")
+	require.Zero(t, p.ErrorRecords, "nothing was diverted to the error-data topic")
+
+	s.mcExec(fmt.Sprintf(maxcompute.DefaultDDL, table) + ";")
+	require.NoError(t, s.client.SignalWorkflow(context.Background(), spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.waitFor(spec.Name, time.Minute, "caught up after resume", caughtUp(1000))
+	led := s.mcLedger(spec)
+	require.Empty(t, led.Duplicates)
+	offs := led.Offsets[0]
+	require.Len(t, offs, 500, "the recreated table holds the 500 records that arrived while it was gone")
+	require.Equal(t, int64(500), offs[0])
+	require.Equal(t, int64(999), offs[len(offs)-1])
+}

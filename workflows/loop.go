@@ -102,8 +102,13 @@ func (c *conn) write(ctx workflow.Context, p *PartitionState, plan activities.Pl
 	}
 	if err != nil {
 		p.LastError = "write: " + errMessage(err)
-		if c.spec.Errors.Tolerance == connector.ToleranceStop {
+		// A non-retryable error is the destination's configuration (no such
+		// bucket or table, access denied, schema mismatch), not the data:
+		// routing every range to the error-data topic would divert the whole
+		// topic, so the partition parks until the cause is fixed and resumed.
+		if c.spec.Errors.Tolerance == connector.ToleranceStop || nonRetryable(err) {
 			p.Stopped = true
+			p.LastError += "; fix the cause, then signal resume"
 			return false
 		}
 		return c.route(ctx, p, plan, in.End, err)
@@ -170,6 +175,11 @@ func find(group []*PartitionState, partition int32) *PartitionState {
 		}
 	}
 	panic("partition not in group") // a plan always names a cursor it was given
+}
+
+func nonRetryable(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.NonRetryable()
 }
 
 func errType(err error) string {
