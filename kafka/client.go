@@ -25,12 +25,13 @@ import (
 )
 
 // Client is a shared Kafka client for one cluster: admin requests, group
-// commits and dead-letter produces. Range reads open short-lived direct
-// consumers with the same connection options.
+// commits and dead-letter produces. Range reads use direct consumers with the
+// same connection options, kept in a small pool between reads.
 type Client struct {
 	opts  []kgo.Opt
 	cl    *kgo.Client
 	admin *kadm.Client
+	reads readerPool // idle ReadRange consumers
 }
 
 // Options returns the franz-go options for spec's cluster: brokers, SASL
@@ -83,8 +84,11 @@ func NewClient(opts ...kgo.Opt) (*Client, error) {
 	return &Client{opts: opts, cl: cl, admin: kadm.NewClient(cl)}, nil
 }
 
-// Close closes the client.
-func (c *Client) Close() { c.cl.Close() }
+// Close closes the client and its idle range readers.
+func (c *Client) Close() {
+	c.reads.close()
+	c.cl.Close()
+}
 
 // Kgo returns the underlying franz-go client.
 func (c *Client) Kgo() *kgo.Client { return c.cl }
