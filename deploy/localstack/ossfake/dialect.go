@@ -1,17 +1,13 @@
 package ossfake
 
 import (
-	"bytes"
 	"encoding/xml"
 	"errors"
-	"fmt"
-	"hash/crc64"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/johannesboyne/gofakes3"
 )
@@ -24,9 +20,6 @@ const (
 	headerCopySource      = "X-Oss-Copy-Source"
 	ossMetaPrefix         = "X-Oss-Meta-"
 	s3MetaPrefix          = "X-Amz-Meta-"
-
-	// minPartSize is OSS's minimum size of every multipart part but the last.
-	minPartSize = 100 << 10
 )
 
 // serveObject serves requests on /bucket/key, adding the OSS dialect around
@@ -44,8 +37,14 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, bucket, key
 	objectCRC := func() (uint64, error) { return s.store.objectCRC(bucket, key) }
 	rw := &responseWriter{ResponseWriter: w, req: r, log: s.log}
 
+	// GetObject and HeadObject need nothing here: the store adds the
+	// version's x-oss-hash-crc64ecma to the object's headers.
 	switch {
 	case r.Method == http.MethodPut && uploadID == "": // PutObject
+		if fastPut(r) {
+			s.putObject(w, r, bucket, key, forbid)
+			return
+		}
 		rw.crc = objectCRC
 		if forbid {
 			// The store checks If-None-Match atomically; its 412 becomes
@@ -55,42 +54,25 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, bucket, key
 		}
 
 	case r.Method == http.MethodPut: // UploadPart
-		h := crc64.New(crcTable)
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.TeeReader(r.Body, h), r.Body}
-		rw.crc = func() (uint64, error) { return h.Sum64(), nil }
-		size, part := r.ContentLength, q.Get("partNumber")
-		rw.onSuccess = func() { s.parts.record(uploadID, part, size) }
+		s.uploadPart(w, r, bucket, key, uploadID)
+		return
 
-	case r.Method == http.MethodPost && (q.Has("uploads") || uploadID != ""):
+	case r.Method == http.MethodPost && uploadID != "": // CompleteMultipartUpload
+		s.completeUpload(w, r, bucket, key, uploadID, forbid)
+		return
+
+	case r.Method == http.MethodPost && q.Has("uploads"): // InitiateMultipartUpload
 		if forbid && !s.checkNotExists(w, r, bucket, key) {
 			return
 		}
-		if uploadID != "" { // CompleteMultipartUpload
-			if err := s.parts.checkComplete(r, uploadID); err != nil {
-				writeError(w, r, http.StatusBadRequest, "EntityTooSmall", err.Error())
-				return
-			}
-			rw.crc = objectCRC
-			rw.onSuccess = func() { s.parts.forget(uploadID) }
-		}
 
-	case r.Method == http.MethodDelete && uploadID != "": // AbortMultipartUpload
-		rw.onSuccess = func() { s.parts.forget(uploadID) }
-
-	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && uploadID == "":
-		// OSS reports the whole object's checksum, ranged request or not.
-		if c, err := objectCRC(); err == nil {
-			w.Header().Set(headerCRC64, strconv.FormatUint(c, 10))
-		}
 	}
 	s.forward(rw, r)
 }
 
 // checkNotExists writes FileAlreadyExists and returns false if the object
-// exists. Used for multipart uploads, where the check is not atomic.
+// exists. It is not atomic: it refuses InitiateMultipartUpload early, and
+// CompleteMultipartUpload checks again atomically (store.complete).
 func (s *Server) checkNotExists(w http.ResponseWriter, r *http.Request, bucket, key string) bool {
 	exists, err := s.store.exists(bucket, key)
 	switch {
@@ -112,8 +94,7 @@ type responseWriter struct {
 	log *slog.Logger
 
 	crc             func() (uint64, error) // checksum to report on success
-	onSuccess       func()
-	forbidOverwrite bool // report 412 as FileAlreadyExists
+	forbidOverwrite bool                   // report 412 as FileAlreadyExists
 
 	wroteHeader bool
 	discard     bool // the body was replaced by an OSS error
@@ -143,9 +124,6 @@ func (w *responseWriter) WriteHeader(status int) {
 			} else {
 				h.Set(headerCRC64, strconv.FormatUint(c, 10))
 			}
-		}
-		if w.onSuccess != nil {
-			w.onSuccess()
 		}
 	}
 	w.ResponseWriter.WriteHeader(status)
@@ -179,59 +157,6 @@ func renamePrefix(h http.Header, from, to string) {
 		h[to+k[len(from):]] = h[k]
 		delete(h, k)
 	}
-}
-
-// partSizes remembers the size of each uploaded part so that completing an
-// upload can enforce OSS's minimum part size, which gofakes3 does not.
-// Like gofakes3's uploads, it lives in memory.
-type partSizes struct {
-	mu    sync.Mutex
-	sizes map[string]map[string]int64 // upload ID → part number → size
-}
-
-func (p *partSizes) record(uploadID, part string, size int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.sizes[uploadID] == nil {
-		p.sizes[uploadID] = make(map[string]int64)
-	}
-	p.sizes[uploadID][part] = size
-}
-
-func (p *partSizes) forget(uploadID string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.sizes, uploadID)
-}
-
-// checkComplete reads the CompleteMultipartUpload body, puts it back for
-// gofakes3, and fails if a part other than the last is below minPartSize.
-// A body it cannot parse is left for gofakes3 to reject.
-func (p *partSizes) checkComplete(r *http.Request, uploadID string) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
-		return nil
-	}
-	var req struct {
-		Parts []struct {
-			PartNumber int `xml:"PartNumber"`
-		} `xml:"Part"`
-	}
-	if xml.Unmarshal(body, &req) != nil || len(req.Parts) == 0 {
-		return nil
-	}
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, part := range req.Parts[:len(req.Parts)-1] {
-		n := strconv.Itoa(part.PartNumber)
-		if size, ok := p.sizes[uploadID][n]; ok && size < minPartSize {
-			return fmt.Errorf("part %s is %d bytes; every part but the last must be at least 100 KiB", n, size)
-		}
-	}
-	return nil
 }
 
 type errorXML struct {
@@ -268,9 +193,14 @@ func writeFileAlreadyExists(w http.ResponseWriter, r *http.Request) {
 // shares for the errors the backend returns (NoSuchBucket, NoSuchKey, ...).
 func (s *Server) writeBackendError(w http.ResponseWriter, r *http.Request, err error) {
 	var coded interface{ ErrorCode() gofakes3.ErrorCode }
-	if errors.As(err, &coded) {
+	if errors.As(err, &coded) && coded.ErrorCode() != gofakes3.ErrInternal {
 		code := coded.ErrorCode()
-		writeError(w, r, code.Status(), string(code), code.Message())
+		msg := code.Message()
+		// gofakes3's errors print as "Code: message".
+		if m, ok := strings.CutPrefix(coded.(error).Error(), string(code)+": "); ok && m != "" {
+			msg = m
+		}
+		writeError(w, r, code.Status(), string(code), msg)
 		return
 	}
 	s.log.Error("ossfake: backend", "path", r.URL.Path, "error", err)

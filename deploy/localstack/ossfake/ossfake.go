@@ -35,7 +35,6 @@ type Server struct {
 	store *store
 	s3    http.Handler
 	log   *slog.Logger
-	parts partSizes
 
 	idBase uint32
 	idSeq  atomic.Uint64
@@ -61,7 +60,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ossfake: open backend in %s: %w", dir, err)
 	}
-	st := newStore(backend, dir)
+	st, err := newStore(backend, dir)
+	if err != nil {
+		return nil, fmt.Errorf("ossfake: spool directory in %s: %w", dir, err)
+	}
 	for _, b := range opts.Buckets {
 		if err := gofakes3.ValidateBucketName(b); err != nil {
 			return nil, fmt.Errorf("ossfake: bucket %q: %w", b, err)
@@ -83,7 +85,6 @@ func New(opts Options) (*Server, error) {
 		store:  st,
 		s3:     faker.Server(),
 		log:    log,
-		parts:  partSizes{sizes: make(map[string]map[string]int64)},
 		idBase: uint32(time.Now().Unix()),
 	}, nil
 }
