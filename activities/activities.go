@@ -88,9 +88,10 @@ func OpenSink(ctx context.Context, spec *connector.Spec) (sink.Sink, error) {
 	return nil, sink.Permanent("InvalidSpec", fmt.Errorf("sink.type %q: must be oss or maxcompute", spec.Sink.Type))
 }
 
-// sink returns the cached sink for spec, opening it on first use.
+// sink returns the cached sink for spec, opening it on first use. Sinks
+// are keyed by everything they are built from: the name, sink and batch.
 func (a *Activities) sink(ctx context.Context, spec *connector.Spec) (sink.Sink, error) {
-	b, _ := json.Marshal(spec.Sink)
+	b, _ := json.Marshal([]any{spec.Sink, spec.Batch})
 	h := sha256.Sum256(b)
 	key := spec.Name + "/" + hex.EncodeToString(h[:8])
 	a.mu.Lock()

@@ -35,18 +35,17 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 			return FetchRangesResult{}, classify(err)
 		}
 		var res FetchRangesResult
-		full, any := false, false
+		full := false
 		for _, c := range in.Cursors {
 			b := bounds[c.Partition]
 			p := Plan{Partition: c.Partition, First: c.Next, PlanEnd: c.Next, HighWatermark: b.End, LogStart: b.Start}
 			if avail := b.End - c.Next; avail > 0 {
 				p.PlanEnd = c.Next + min(avail, maxRecords)
-				any = true
 				full = full || avail >= maxRecords || c.Backlog
 			}
 			res.Plans = append(res.Plans, p)
 		}
-		if full || (any && !time.Now().Before(deadline)) || !time.Now().Before(deadline) {
+		if full || !time.Now().Before(deadline) {
 			return res, nil
 		}
 		activity.RecordHeartbeat(ctx)
