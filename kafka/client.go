@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -76,6 +77,10 @@ func NewClient(opts ...kgo.Opt) (*Client, error) {
 	all := append([]kgo.Opt{
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// Admin requests to an unreachable cluster fail within seconds, so
+		// the error reaches the connector's status instead of hanging.
+		kgo.RetryTimeout(10 * time.Second),
+		kgo.DialTimeout(5 * time.Second),
 	}, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {

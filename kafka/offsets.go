@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Partitions returns the topic's partition ids in ascending order. A missing
@@ -17,7 +18,7 @@ import (
 func (c *Client) Partitions(ctx context.Context, topic string) ([]int32, error) {
 	md, err := c.admin.Metadata(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
+		return nil, fmt.Errorf("metadata of topic %q from brokers %v: %w", topic, c.cl.OptValue(kgo.SeedBrokers), err)
 	}
 	td, ok := md.Topics[topic]
 	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {

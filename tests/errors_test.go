@@ -177,3 +177,21 @@ func TestPauseResume(t *testing.T) {
 	s.verifyLedger(spec)
 	requireEachOnce(t, s.readValues(topic+"/"), topic, parts, 3000, size, nil)
 }
+
+// TestUnreachableKafkaIsVisible: a connector whose brokers cannot be
+// reached does not fail; its status says why, naming the brokers, and it
+// keeps retrying.
+func TestUnreachableKafkaIsVisible(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	spec := s.ossSpec("nowhere-oss", "nowhere")
+	spec.Kafka.Brokers = []string{"127.0.0.1:1"}
+	s.start(spec, 0)
+	st := s.waitFor(spec.Name, 2*time.Minute, "a discovery error in the status", func(st workflows.Status) bool { return st.Error != "" })
+	require.Contains(t, st.Error, "discover")
+	require.Contains(t, st.Error, "127.0.0.1:1")
+	require.Empty(t, st.Partitions)
+	desc, err := s.client.DescribeWorkflowExecution(context.Background(), spec.WorkflowID(), "")
+	require.NoError(t, err)
+	require.Equal(t, "Running", desc.GetWorkflowExecutionInfo().GetStatus().String(), "the connector keeps retrying")
+}
