@@ -151,6 +151,9 @@ func runTable(ctx context.Context, args []string, out, errw io.Writer) error {
 		for _, p := range parts {
 			fmt.Fprintln(out, p)
 		}
+		if len(parts) == 0 {
+			fmt.Fprintf(errw, "table %s.%s has no partitions yet\n", mc.Project, mc.Table)
+		}
 		return nil
 	default:
 		return tableRows(ctx, out, errw, &tc, spec, creds, info)
