@@ -79,6 +79,9 @@ type PrepareInput struct {
 	Start     int64          `json:"start"`
 	First     int64          `json:"first"`
 	PlanEnd   int64          `json:"planEnd"`
+	// SkipAt is as in WriteInput: under tolerance stop, preparation stops at
+	// the first rejected record other than SkipAt, where the write will end.
+	SkipAt int64 `json:"skipAt"`
 }
 
 // PrepareResult is the cut range and its sessions, recorded in history.

@@ -77,16 +77,25 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 	if err != nil {
 		return PrepareResult{}, err
 	}
+	// Open sessions only for partitions that rows will land in: a record
+	// the write rejects goes to the dead-letter topic, and under tolerance
+	// stop the write ends at the first one, so nothing after it lands.
+	stop := spec.Errors.Tolerance == connector.ToleranceStop
 	seen := map[string]bool{}
 	var parts []string
 	for _, r := range recs {
-		if int64(len(r.Key)+len(r.Value)) > int64(spec.Errors.MaxRecordBytes) {
-			continue // the write sends it to the dead-letter topic
+		rejected := int64(len(r.Key)+len(r.Value)) > int64(spec.Errors.MaxRecordBytes)
+		var pt string
+		if !rejected {
+			tr := toRecord(r)
+			pt, err = p.PartitionOf(&tr)
+			rejected = err != nil
 		}
-		tr := toRecord(r)
-		pt, err := p.PartitionOf(&tr)
-		if err != nil {
-			continue // the write routes this record to the dead-letter topic
+		if rejected {
+			if stop && r.Offset != in.SkipAt {
+				break
+			}
+			continue
 		}
 		if !seen[pt] {
 			seen[pt] = true

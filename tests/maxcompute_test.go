@@ -567,3 +567,43 @@ func TestMaxComputeMissingTableParksPartition(t *testing.T) {
 	require.Equal(t, int64(500), offs[0])
 	require.Equal(t, int64(999), offs[len(offs)-1])
 }
+
+// TestMaxComputeStopOnPoison: under tolerance stop, a record that fails to
+// convert parks the partition with everything before it written; no upload
+// session, and so no table partition, is opened for the records after it;
+// resume sends the record to the dead-letter topic and writes the rest.
+func TestMaxComputeStopOnPoison(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, n, poison = "mc-stop", 20, 10
+	s.createTopic(topic, 1)
+	h14 := time.Date(2020, 11, 17, 14, 5, 0, 0, gmt8)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		ts, v := h14, fmt.Appendf(nil, "v%d", i)
+		if i > poison {
+			ts = h14.Add(time.Hour) // only records after the poison fall in 15:00
+		}
+		if i == poison {
+			v = []byte{0xff, 0xfe} // not UTF-8: format TEXT rejects it
+		}
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Value: v, Timestamp: ts}
+	}
+	s.produceRecords(recs)
+	spec := s.mcSpec("mc-stop", topic, "kafka_stop")
+	spec.Sink.MaxCompute.Mode = connector.ModeValue
+	spec.Errors.Tolerance = connector.ToleranceStop
+	s.start(spec, 0)
+	st := s.waitFor(spec.Name, time.Minute, "the partition to stop", func(st workflows.Status) bool {
+		return len(st.Partitions) == 1 && st.Partitions[0].State == workflows.StateStopped
+	})
+	require.Equal(t, int64(poison), st.Partitions[0].Next)
+	require.Equal(t, "convert", st.Partitions[0].Poison.Stage)
+	require.Equal(t, []string{"pt=11-17-2020 14"}, s.mcPartitions(spec), "no partition for records past the poison")
+
+	require.NoError(t, s.client.SignalWorkflow(context.Background(), spec.WorkflowID(), "", workflows.SignalResume, nil))
+	st = s.waitFor(spec.Name, time.Minute, "caught up after resume", caughtUp(n))
+	require.Equal(t, int64(1), st.Partitions[0].DeadLetters)
+	require.Equal(t, []string{"pt=11-17-2020 14", "pt=11-17-2020 15"}, s.mcPartitions(spec))
+	s.verifyLedger(spec)
+}

@@ -87,7 +87,7 @@ func (c *conn) write(ctx workflow.Context, p *PartitionState, plan activities.Pl
 		if c.spec.Sink.Type == connector.SinkMaxCompute {
 			var prep activities.PrepareResult
 			err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).PrepareWrite, activities.PrepareInput{
-				Spec: c.spec, Partition: p.Partition, Start: p.Start, First: plan.First, PlanEnd: plan.PlanEnd,
+				Spec: c.spec, Partition: p.Partition, Start: p.Start, First: plan.First, PlanEnd: plan.PlanEnd, SkipAt: p.SkipAt,
 			}).Get(ctx, &prep)
 			if err != nil {
 				break
