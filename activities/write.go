@@ -14,10 +14,8 @@ import (
 	"github.com/dumpflow/dumpflow/transform"
 )
 
-// heartbeatEvery is how many records a write handles between heartbeats.
-const heartbeatEvery = 10000
-
-// readCut reads [first, to) of the spec's topic partition. When cut is true
+// readCut reads [first, to) of the spec's topic partition. Its callers
+// heartbeat in the background (keepAlive) while it runs. When cut is true
 // it ends the range after the record that brings the batch to
 // spec.Batch.MaxBytes; it returns the records and the exclusive end. The
 // cut depends only on the records, so every retry cuts the same range.
@@ -31,9 +29,6 @@ func (a *Activities) readCut(ctx context.Context, kc *kafka.Client, spec *connec
 	err := kc.ReadRange(ctx, spec.Kafka.Topic, partition, first, to, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
 		recs = append(recs, r)
 		bytes += int64(len(r.Key) + len(r.Value))
-		if len(recs)%heartbeatEvery == 0 {
-			activity.RecordHeartbeat(ctx, r.Offset)
-		}
 		if cut && bytes >= maxBytes {
 			end = r.Offset + 1
 			return false, nil
@@ -156,9 +151,6 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 			return WriteResult{}, classify(fmt.Errorf("write %s at offset %d: %w", id, r.Offset, err))
 		}
 		if rej == nil {
-			if (i+1)%heartbeatEvery == 0 {
-				activity.RecordHeartbeat(ctx, r.Offset)
-			}
 			continue
 		}
 		if stop && r.Offset != in.SkipAt {
