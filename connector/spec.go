@@ -1,14 +1,51 @@
 // Package connector owns the connector Spec: the one typed document (YAML or
 // JSON) that describes a Kafka → OSS or Kafka → MaxCompute connector, its
 // documented defaults, and Validate, which reports every violation at once.
+// It also owns Credentials: resolving a credentials name on a worker, and
+// checking that the spec uses them only where they are allowed.
 //
 // Everything else in dumpflow (workflows, activities, sinks, the starter CLI)
 // takes a validated Spec. A Spec never carries a secret: it names credentials
 // (see Credentials) and workers resolve the name from their environment.
+//
+// # Reading a spec
+//
+// Parse and Load read YAML or JSON; ParseJSON reads the JSON a workflow
+// receives. All three decode strictly: CheckFields reports unknown keys,
+// keys that differ from a field only in letter case, and fields given twice,
+// and those violations come in one *ValidationError together with Validate's.
+// So starter create, the temporal CLI and the Web UI give the same errors for
+// the same document. CheckFields is generic (it walks any Go type by its json
+// tags) so other document kinds decode the same way.
+//
+// # Specs in workflows
+//
+// A workflow receives its spec through Temporal's default data converter,
+// which is encoding/json: unknown keys are dropped and keys match in any
+// case. A workflow that has the spec's raw JSON should therefore:
+//
+//   - on a first start, call ParseJSON and fail on its error: a misspelt
+//     field never silently becomes a default;
+//   - on a run continued as new (the connector is already running, and a
+//     build with stricter rules may have been deployed since it started),
+//     call DecodeLenient and then Validate, and log the violations as a
+//     warning instead of failing a running connector.
+//
+// ParseJSON, DecodeLenient, Default and Validate do no I/O other than
+// reading time zone data and are deterministic, so workflow code may call
+// them.
+//
+// # Credentials
+//
+// ResolveCredentials finds credentials by name on a worker. Credentials may
+// carry an allow-list (CredentialScope) of endpoints, buckets, projects and
+// brokers; a worker calls CheckCredentialUse (or Credentials.Permit) before
+// using them, and a refusal is a *CredentialUseError.
 package connector
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -19,7 +56,8 @@ import (
 )
 
 // Spec describes one connector. Field comments give each default; Default
-// fills them in and Validate checks the result.
+// fills them in and Validate checks the result. Keys are the json tags,
+// matched with exact case; any other key is an error (see Parse).
 type Spec struct {
 	// Name identifies the connector: lowercase letters, digits and '-', not
 	// starting with '-', at most 48 characters. Required.
@@ -64,7 +102,9 @@ type KafkaSpec struct {
 type SASLSpec struct {
 	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Required.
 	Mechanism string `json:"mechanism"`
-	// Credentials names the credentials to resolve. Required.
+	// Credentials names the credentials to resolve. Required. When they
+	// carry an allow-list, every broker of kafka.brokers must be on it
+	// (CheckCredentialUse).
 	Credentials string `json:"credentials"`
 }
 
@@ -146,7 +186,9 @@ type OSSSpec struct {
 	// TimeZone for the time folders: "UTC", "GMT+08:00" or an IANA name.
 	// Optional. Default: UTC.
 	TimeZone string `json:"timeZone,omitempty"`
-	// Credentials names the access key to resolve. Required.
+	// Credentials names the access key to resolve. Required. When the
+	// credentials carry an allow-list, Endpoint and Bucket must be on it
+	// (CheckCredentialUse).
 	Credentials string `json:"credentials"`
 	// PathStyle addresses the bucket in the path instead of the host name
 	// (needed by S3-compatible local servers). Optional. Default: false.
@@ -186,7 +228,9 @@ type MaxComputeSpec struct {
 	// CreateTable creates the table with the default schema when it is
 	// missing. Optional. Default: false.
 	CreateTable bool `json:"createTable,omitempty"`
-	// Credentials names the access key to resolve. Required.
+	// Credentials names the access key to resolve. Required. When the
+	// credentials carry an allow-list, Endpoint, TunnelEndpoint (if set) and
+	// Project must be on it (CheckCredentialUse).
 	Credentials string `json:"credentials"`
 	// Mode is KEY, VALUE or DEFAULT (key and value). Optional. Default: DEFAULT.
 	Mode string `json:"mode,omitempty"`
@@ -280,21 +324,78 @@ func (s *Spec) Default() {
 }
 
 // Parse reads a Spec from YAML or JSON (JSON is YAML), fills in defaults and
-// validates it. Unknown fields are errors, so a typo never silently becomes
-// a default.
+// validates it. Unknown fields, fields in the wrong letter case and fields
+// given twice are violations (see CheckFields), reported in one
+// *ValidationError with Validate's, so a typo never silently becomes a
+// default. A document that cannot be read, or a value of the wrong type, is
+// a plain error.
 func Parse(data []byte) (*Spec, error) {
 	var s Spec
-	if err := yaml.UnmarshalStrict(data, &s); err != nil {
+	if err := yaml.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("parse spec: %w", err)
 	}
-	s.Default()
-	if err := s.Validate(); err != nil {
-		return nil, err
+	fvs, err := CheckFields(data, &s)
+	if err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
 	}
+	return finish(&s, fvs)
+}
+
+// ParseJSON is Parse for the JSON a workflow receives: it decodes raw with
+// encoding/json (as Temporal's default data converter does), reports unknown
+// and mis-cased fields like Parse, fills in defaults and validates. For the
+// same document it returns the same violations as Parse. Use it when a
+// connector first starts; see DecodeLenient for runs continued as new.
+func ParseJSON(raw []byte) (*Spec, error) {
+	var s Spec
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
+	}
+	tree, err := jsonTree(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
+	}
+	fvs, err := checkTree(tree, &s)
+	if err != nil {
+		return nil, fmt.Errorf("parse spec: %w", err)
+	}
+	return finish(&s, fvs)
+}
+
+// DecodeLenient decodes the JSON of a spec the way Temporal's default data
+// converter does, ignoring unknown fields, and fills in defaults. It does not
+// validate: a run continued as new calls Validate itself and may log the
+// violations instead of failing, because the spec was accepted when the
+// connector started and a newer build may have stricter rules. The error is
+// non-nil only when raw is not JSON of the spec's shape.
+func DecodeLenient(raw []byte) (*Spec, error) {
+	var s Spec
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	s.Default()
 	return &s, nil
 }
 
-// Load reads and parses the spec file at path.
+// finish defaults and validates s and reports fvs, the field violations,
+// first.
+func finish(s *Spec, fvs []Violation) (*Spec, error) {
+	s.Default()
+	vs := fvs
+	if err := s.Validate(); err != nil {
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			return nil, err
+		}
+		vs = append(vs, ve.Violations...)
+	}
+	if len(vs) > 0 {
+		return nil, &ValidationError{Violations: vs}
+	}
+	return s, nil
+}
+
+// Load reads and parses the spec file at path (see Parse).
 func Load(path string) (*Spec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-// Violation is one broken rule: which field, what value it had, and the rule.
+// Violation is one broken rule: which field (a dotted path such as
+// "sink.oss.bucket" or "kafka.brokers[0]"), what value it had, and the rule.
+// Violations of CheckFields (unknown or duplicated keys) have an empty Value.
 type Violation struct {
 	Field string `json:"field"`
 	Value string `json:"value"`
@@ -21,14 +23,22 @@ func (v Violation) String() string {
 	return fmt.Sprintf("%s: %q %s", v.Field, v.Value, v.Rule)
 }
 
-// ValidationError lists every violation in a Spec.
+// ValidationError lists every violation in a document: for a Spec, those of
+// CheckFields (unknown fields) first, then those of Validate.
 type ValidationError struct {
+	// Doc names the kind of document in the message. Optional. Default:
+	// "connector spec".
+	Doc        string
 	Violations []Violation
 }
 
 func (e *ValidationError) Error() string {
+	doc := e.Doc
+	if doc == "" {
+		doc = "connector spec"
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "invalid connector spec (%d problem", len(e.Violations))
+	fmt.Fprintf(&b, "invalid %s (%d problem", doc, len(e.Violations))
 	if len(e.Violations) != 1 {
 		b.WriteString("s")
 	}
