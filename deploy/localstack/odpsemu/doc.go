@@ -19,9 +19,11 @@
 // session requests sent below /api are recognized by their parameters and served as tunnel
 // requests too.)
 //
-// The main types are Options and Server; the files are split by concern: server.go (routing),
-// auth.go (signatures), rest.go (REST API), sql.go (the SQL subset), tunnel*.go (sessions),
-// protoc.go (the record stream codec and CRCs), compress.go, store.go (state on disk).
+// The main types are Options and Server, and for attacking clients Fault, Match, Injection and
+// QuotaOptions; the files are split by concern: server.go (routing), auth.go (signatures),
+// rest.go (REST API), sql.go (the SQL subset), tunnel*.go (sessions), protoc.go (the record
+// stream codec and CRCs), compress.go, store.go (state on disk), fault.go (fault injection),
+// quota.go (tunnel quotas).
 //
 // # What it covers
 //
@@ -58,6 +60,45 @@
 //   - Expiry: upload and download sessions expire Options.SessionTTL after creation.
 //   - Persistence: tables, schemas, partitions, committed rows, open sessions and their blocks
 //     and instances are kept under Options.Dir and survive Close and New.
+//   - Quotas (Options.Quotas, off by default): per table, 500 upload sessions created and 500
+//     blocks written per sliding 5 minutes, 75 commits per 15 seconds, 32 commits in progress,
+//     200 download sessions created per 5 minutes ("Data Transmission Service overview");
+//     past one the tunnel answers 429 FlowExceeded. The windows follow Options.Now, so a test
+//     moves a fake clock instead of waiting; QuotaOptions can also lower the limits. Which
+//     requests count is not published: the emulator counts those it admits (*).
+//
+// # Faults
+//
+// Server.InjectFault arms a Fault and returns an *Injection (Remove, Matched, Fired, and
+// Wait(ctx, n) to wait until it fired); Options.Faults arms faults on start; ClearFaults
+// disarms all. A Match selects requests by operation (Op: CreateUploadSession,
+// GetUploadSession (attach, Load), UploadBlock, CommitUploadSession, CreateDownloadSession,
+// GetDownloadSession, DownloadData; REST: GetProject, GetTable, ListPartitions, GetPartition,
+// CreateInstance (SQL), ...), method, project, table, path prefix or regexp, query parameters
+// present (blockid, partition, overwrite, ...) and an optional predicate. Skip lets the first
+// matches through, Times bounds the firings (0: until removed), ConsumeBody reads the body
+// first, Delay waits first. Armed faults are tried in arming order, after authentication and
+// the concurrent-commit quota; the first that matches acts:
+//
+//	Respond        an error answer in the surface's body (tunnel JSON, REST XML)
+//	Drop           close the connection unanswered; nothing changes
+//	ServeThenDrop  serve as usual (commit, store the block), then close unanswered
+//	Delay          wait, then serve; a commit holds its concurrency slot meanwhile
+//
+// Constructors: InternalServerError (500), ServiceUnavailable (503), FlowExceeded (429, the
+// tunnel's throttling answer), DropConnection, AnswerLost, CommitAnswerLost ("the commit
+// succeeded but the answer is lost"), Slow. For example:
+//
+//	inj := srv.InjectFault(odpsemu.CommitAnswerLost(odpsemu.Match{Table: "t"}))
+//	defer inj.Remove()
+//
+// What the SDK makes of them: UploadSession.Commit retries a failed commit POST three times
+// (sleeping 1s, 2s, 8s), so a transient fault on a commit is ridden out after 1s, and a lost
+// answer turns into 409 StatusConflict after ~11s although the rows were committed once. No
+// other call the emulator serves retries. Block writers stream through an io.Pipe: use
+// ConsumeBody for the answer to reach Close as an HttpError. Go's HTTP client replays a GET
+// once on a new connection when a reused one is dropped, so a Drop fault on reads needs
+// Times >= 2 (or 0).
 //
 // # Errors
 //
@@ -96,6 +137,16 @@
 //	bad or missing signature                        403   Unauthorized (*)        tunnel
 //	failed SQL (instance task result, not HTTP)     -     ODPS-0130161 parse, ODPS-0130071
 //	                                                      semantic, ODPS-0130131 table not found
+//	a tunnel quota exceeded (Options.Quotas)        429   FlowExceeded (*)        tunnel
+//	injected: InternalServerError                   500   InternalServerError     both
+//	injected: ServiceUnavailable                    503   ServiceUnavailable      both
+//	injected: FlowExceeded                          429   FlowExceeded            tunnel
+//	                                                      (REST: same answer (*))
+//
+// The tunnel list gives codes and messages but not statuses: 500 and 503 are those of the
+// service's common errors, 429 is the tunnel status the Java SDK names "Flow Exceeded (Quota
+// Exceeded/Slot Exceeded)" (commons/transport/HttpStatus.java) and retries without limit
+// (tunnel/io/TunnelRetryHandler.java). The REST API's throttling answer is not published.
 //
 // Committing a session twice: the SDK's UploadSession.Commit first reloads the session (the
 // emulator answers with status "closed" and the block list, as attaching does), then POSTs the
@@ -117,7 +168,8 @@
 //   - Arrow record readers/writers, stream upload sessions (CreateStreamUploadSession),
 //     instance result download sessions, Tunnel.Preview, resources, functions, volumes,
 //     MaxQA, schemas (a schema path level is accepted and ignored).
-//   - ACLs, roles, security policies, quotas, flow/rate limits, concurrency limits, billing,
+//   - ACLs, roles, security policies, billing, project-level and slot quotas, bandwidth
+//     limits, the REST API's rate limits (only the tunnel quotas above are emulated),
 //     request-date skew checks, STS token validation (STS requests are checked like Aliyun
 //     ones), lifecycle-based data expiry, data labels and masking.
 //   - Instance logs, logview, summaries, progress details, priorities, async waiting: every

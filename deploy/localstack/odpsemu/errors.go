@@ -46,6 +46,8 @@ const (
 	codeMethodNotAllowed     = "MethodNotAllowed"
 	codeUnauthorized         = "Unauthorized"
 	codeInternalServerError  = "InternalServerError"
+	codeServiceUnavailable   = "ServiceUnavailable"
+	codeFlowExceeded         = "FlowExceeded"
 )
 
 // REST API error codes.

@@ -30,6 +30,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one debug record per request and errors. Optional. Default: discard.
 	Logger *slog.Logger
+	// Quotas, when set, enables the tunnel's per-table quotas (QuotaOptions; its zero value
+	// has the service's limits). They use Now. Optional. Default: no quotas.
+	Quotas *QuotaOptions
+	// Faults are armed on start, as by Server.InjectFault. Optional. Default: none.
+	Faults []Fault
 }
 
 // Server is the emulator. It implements http.Handler: requests under /api are the REST API
@@ -41,6 +46,8 @@ type Server struct {
 	store  *store
 	closed atomic.Bool
 	once   sync.Once
+	quotas *quotas
+	faults faultSet
 }
 
 // New opens (or creates) the state in opts.Dir and returns a ready Server.
@@ -64,7 +71,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("odpsemu: %w", err)
 	}
-	s := &Server{opts: opts, log: opts.Logger, store: st}
+	s := &Server{opts: opts, log: opts.Logger, store: st, quotas: newQuotas(opts.Quotas, opts.Now)}
+	for _, f := range opts.Faults {
+		s.InjectFault(f)
+	}
 
 	now := s.now()
 	st.mu.Lock()
@@ -129,22 +139,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isREST && path != "" && !strings.HasPrefix(path, "/") {
 		path, isREST = r.URL.Path, false // e.g. /apis/...: not the REST prefix
 	}
-	segs := strings.Split(strings.Trim(path, "/"), "/")
-	project, table, isTable := tableRoute(segs)
-	c.tunnel = !isREST || (isTable && isTunnelQuery(r))
+	rt := &route{segs: strings.Split(strings.Trim(path, "/"), "/")}
+	var table string
+	rt.project, table, rt.isTable = tableRoute(rt.segs)
+	rt.table = strings.ToLower(table)
+	rt.tunnel = !isREST || (rt.isTable && isTunnelQuery(r))
+	rt.op = classify(r, rt)
+	c.tunnel = rt.tunnel
 
 	switch {
 	case s.closed.Load():
 		s.fail(c, newAPIError(http.StatusServiceUnavailable, codeInternalServerError, "the odpsemu emulator is closed"))
+		return
 	case !s.authenticate(r):
 		s.fail(c, s.authError(c))
-	case c.tunnel && !isTable:
+		return
+	}
+	if rt.op == OpCommitUploadSession {
+		release, aerr := s.quotas.beginCommit(rt.project, rt.table)
+		if aerr != nil {
+			s.fail(c, aerr)
+			return
+		}
+		defer release()
+	}
+	serve := func(c *call) { s.dispatch(c, rt) }
+	if f := s.faults.take(r, rt); f != nil && s.applyFault(w, c, f, serve) {
+		return
+	}
+	serve(c)
+}
+
+// dispatch serves an authenticated request.
+func (s *Server) dispatch(c *call, rt *route) {
+	switch {
+	case rt.tunnel && !rt.isTable:
 		s.fail(c, newAPIError(http.StatusBadRequest, codeInvalidArgument,
-			"resource %s is not supported by the odpsemu tunnel emulator (only /projects/<p>/tables/<t>)", r.URL.Path))
-	case c.tunnel:
-		s.serveTunnel(c, project, table)
+			"resource %s is not supported by the odpsemu tunnel emulator (only /projects/<p>/tables/<t>)", c.r.URL.Path))
+	case rt.tunnel:
+		s.serveTunnel(c, rt.project, rt.table)
 	default:
-		s.serveREST(c, segs)
+		s.serveREST(c, rt.segs)
 	}
 }
 

@@ -56,6 +56,10 @@ func (s *Server) createDownload(c *call, project, table string) {
 		s.fail(c, errNoSuchPartitionTunnel(spec.sql()))
 		return
 	}
+	if aerr := s.quotas.admit(project, t.Name, quotaDownloadSessions); aerr != nil {
+		s.fail(c, aerr)
+		return
+	}
 	records, _ := part.recordCount()
 	d := &downloadSession{
 		ID:            newSessionID(now),

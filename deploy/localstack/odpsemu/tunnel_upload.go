@@ -95,6 +95,10 @@ func (s *Server) createUpload(c *call, project, table string) {
 		s.fail(c, aerr)
 		return
 	}
+	if aerr := s.quotas.admit(project, t.Name, quotaUploadSessions); aerr != nil {
+		s.fail(c, aerr)
+		return
+	}
 	createPartition := q.Has("create_partition") && q.Get("create_partition") != "false"
 	if t.partitioned() && t.Partitions[spec.name()] == nil {
 		if !createPartition {
@@ -177,6 +181,9 @@ func (s *Server) uploadBlock(c *call, project, table string) {
 	u, aerr := s.lookupUploadLocked(c, project, table)
 	if aerr == nil {
 		aerr = s.writableLocked(u)
+	}
+	if aerr == nil {
+		aerr = s.quotas.admit(u.Project, u.Table, quotaBlocks)
 	}
 	var (
 		uploadID string
@@ -272,6 +279,9 @@ func (s *Server) commitUpload(c *call, project, table string) {
 	u, aerr := s.lookupUploadLocked(c, project, table)
 	if aerr == nil {
 		aerr = s.writableLocked(u)
+	}
+	if aerr == nil {
+		aerr = s.quotas.admit(u.Project, u.Table, quotaCommits)
 	}
 	if aerr != nil {
 		s.fail(c, aerr)

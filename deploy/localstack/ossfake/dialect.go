@@ -18,6 +18,7 @@ const (
 	headerCRC64           = "X-Oss-Hash-Crc64ecma"
 	headerForbidOverwrite = "X-Oss-Forbid-Overwrite"
 	headerCopySource      = "X-Oss-Copy-Source"
+	headerEC              = "X-Oss-Ec"
 	ossMetaPrefix         = "X-Oss-Meta-"
 	s3MetaPrefix          = "X-Amz-Meta-"
 )
@@ -165,10 +166,17 @@ type errorXML struct {
 	Message   string   `xml:"Message"`
 	RequestID string   `xml:"RequestId"`
 	HostID    string   `xml:"HostId"`
+	EC        string   `xml:"EC,omitempty"`
 }
 
 // writeError writes an OSS-style XML error. HEAD responses carry no body.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	writeErrorEC(w, r, status, code, msg, "")
+}
+
+// writeErrorEC is writeError with OSS's fine-grained error code, EC, in the
+// body (the caller sets the x-oss-ec header).
+func writeErrorEC(w http.ResponseWriter, r *http.Request, status int, code, msg, ec string) {
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
@@ -179,6 +187,7 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 		Message:   msg,
 		RequestID: w.Header().Get(headerRequestID),
 		HostID:    r.Host,
+		EC:        ec,
 	}, "", "  ")
 	_, _ = io.WriteString(w, xml.Header)
 	_, _ = w.Write(body)

@@ -79,8 +79,10 @@ type listResult struct {
 
 // listObjects serves ListObjects and ListObjectsV2 (list-type=2) the way
 // OSS does: sorted keys, delimiter roll-up, max-keys paging with
-// NextMarker / NextContinuationToken, and encoding-type=url.
-func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, bucket string) {
+// NextMarker / NextContinuationToken, and encoding-type=url. With truncate
+// (the TruncateListing fault) the page claims to be truncated and carries
+// no token to continue from.
+func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, bucket string, truncate bool) {
 	q := r.URL.Query()
 	maxKeys, err := parseMaxKeys(q.Get("max-keys"))
 	if err != nil {
@@ -152,16 +154,19 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, bucket stri
 		res.Contents = append(res.Contents, ox)
 	}
 
+	if truncate {
+		res.IsTruncated = true
+	}
 	if v2 {
 		res.StartAfter = new(enc(q.Get("start-after")))
 		res.ContinuationToken = q.Get("continuation-token")
 		res.KeyCount = &count
-		if res.IsTruncated {
+		if res.IsTruncated && !truncate {
 			res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
 		}
 	} else {
 		res.Marker = new(enc(marker))
-		if res.IsTruncated {
+		if res.IsTruncated && !truncate {
 			res.NextMarker = enc(last)
 		}
 	}

@@ -27,6 +27,9 @@ type Options struct {
 	// Logger receives gofakes3's errors and warnings, and its request log at
 	// debug level. Nil discards everything.
 	Logger *slog.Logger
+	// Faults are armed on start, as by Server.InjectFault. Optional.
+	// Default: none.
+	Faults []Fault
 }
 
 // Server is a local OSS fake. It implements http.Handler; serve it with
@@ -38,6 +41,8 @@ type Server struct {
 
 	idBase uint32
 	idSeq  atomic.Uint64
+
+	faults faultSet
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -81,12 +86,16 @@ func New(opts Options) (*Server, error) {
 		gofakes3.WithLogger(gofakesLogger{log}),
 		gofakes3.WithMetadataSizeLimit(metadataSizeLimit),
 	)
-	return &Server{
+	s := &Server{
 		store:  st,
 		s3:     faker.Server(),
 		log:    log,
 		idBase: uint32(time.Now().Unix()),
-	}, nil
+	}
+	for _, f := range opts.Faults {
+		s.InjectFault(f)
+	}
+	return s, nil
 }
 
 // BucketDir returns the directory holding bucket's objects: the object with
@@ -95,17 +104,27 @@ func (s *Server) BucketDir(bucket string) string {
 	return s.store.bucketDir(bucket)
 }
 
-// ServeHTTP serves OSS requests with path-style addressing (/bucket/key).
+// ServeHTTP serves OSS requests with path-style addressing (/bucket/key),
+// after the armed faults had their say.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(headerRequestID, fmt.Sprintf("%08X%016X", s.idBase, s.idSeq.Add(1)))
 	w.Header().Set("Server", serverName)
 
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	op := classify(r, bucket, key)
+	if f := s.faults.take(r, op, bucket, key); f != nil && s.applyFault(w, r, f, op, bucket, key) {
+		return
+	}
+	s.serve(w, r, bucket, key, false)
+}
+
+// serve serves a request; truncate is the TruncateListing fault.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, bucket, key string, truncate bool) {
 	switch {
 	case r.Method == http.MethodGet && bucket == "":
 		s.listBuckets(w, r)
 	case r.Method == http.MethodGet && key == "" && isListRequest(r.URL.Query()):
-		s.listObjects(w, r, bucket)
+		s.listObjects(w, r, bucket, truncate)
 	case key == "":
 		s.forward(&responseWriter{ResponseWriter: w, req: r, log: s.log}, r)
 	default:
