@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -32,12 +34,15 @@ import (
 // Activities holds the dependencies of every activity. Build it once per
 // worker process with New.
 type Activities struct {
-	kafka  *kafka.Pool
-	logger *slog.Logger
-	open   SinkOpener
+	kafka    *kafka.Pool
+	logger   *slog.Logger
+	open     SinkOpener
+	temporal temporalClient // asks workflows for specs the cache lacks
+	budget   *sink.Budget   // batch buffers held at once, per worker
 
-	mu    sync.Mutex
-	sinks map[string]sink.Sink
+	mu           sync.Mutex
+	sinks        map[string]sink.Sink
+	credsChecked map[string]time.Time // spec ref → when its credentials were checked
 }
 
 // SinkOpener builds a sink for a validated spec, resolving credentials on
@@ -53,6 +58,17 @@ func WithSinkOpener(o SinkOpener) Option { return func(a *Activities) { a.open =
 
 // WithLogger sets the logger for worker-side messages.
 func WithLogger(l *slog.Logger) Option { return func(a *Activities) { a.logger = l } }
+
+// WithTemporalClient lets activities ask a workflow for the spec a V2 input
+// refers to when the worker's cache does not hold it (after a restart, or
+// when the workflow ran on another worker).
+func WithTemporalClient(c client.Client) Option {
+	return func(a *Activities) { a.temporal = queryClient{c} }
+}
+
+// WithBudget caps the bytes of batches the worker buffers at once (OSS
+// object bodies); see sink.Budget. Optional. Default: unlimited.
+func WithBudget(b *sink.Budget) Option { return func(a *Activities) { a.budget = b } }
 
 // New returns Activities using pool for Kafka.
 func New(pool *kafka.Pool, opts ...Option) *Activities {
@@ -107,6 +123,11 @@ func (a *Activities) sink(ctx context.Context, spec *connector.Spec) (sink.Sink,
 	return s, nil
 }
 
+// nonRetryable is a non-retryable application error of type typ.
+func nonRetryable(typ string, err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), typ, err)
+}
+
 // checkSpec defaults and validates a spec received in an activity input.
 func checkSpec(spec *connector.Spec) error {
 	spec.Default()
@@ -127,6 +148,9 @@ func classify(err error) error {
 	}
 	if errors.Is(err, kafka.ErrNoTopic) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "NoSuchTopic", err)
+	}
+	if dl, ok := kafka.IsDataLost(err); ok {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "DataLost", dl)
 	}
 	return err
 }

@@ -7,12 +7,13 @@ import (
 )
 
 // CommitOffsets commits each cursor's next offset for the connect-<name>
-// group, with the partition's start offset in the commit metadata. The
-// workflow's cursor is the source of truth; this mirrors it so ordinary
-// Kafka lag tools show progress.
+// group, with the partition's start offset (and, V2, the writer) in the
+// commit metadata. The sink is the source of truth for where a connector
+// resumes (OSS meta and data objects, the MaxCompute ledger table); the
+// group mirrors the cursors so ordinary Kafka lag tools show progress.
 func (a *Activities) CommitOffsets(ctx context.Context, in CommitOffsetsInput) error {
-	spec := &in.Spec
-	if err := checkSpec(spec); err != nil {
+	spec, err := a.spec(ctx, in.SpecInput)
+	if err != nil {
 		return err
 	}
 	kc, err := a.kafka.For(spec)

@@ -10,14 +10,17 @@ import (
 )
 
 // Discover lists the topic's partitions and resolves where each new one
-// starts: the sink's own meta state first (OSS meta objects), then the
-// connect-<name> group's committed offset, then the spec's initial
-// position. It also creates the dead-letter and error-data topics if they
-// are missing and checks the sink is reachable, so configuration mistakes
-// fail here, once, with a clear error.
+// starts: the sink's own state first (OSS meta and data objects, the
+// MaxCompute ledger table; the sink is the source of truth), then the
+// connect-<name> group's committed offset, then — on the connector's first
+// discovery only — the spec's initial position. A partition that appears
+// later starts at its earliest offset, so nothing produced before it was
+// noticed is skipped (V2). It also creates the dead-letter and error-data
+// topics if they are missing and checks the sink is reachable, so
+// configuration mistakes fail here, once, with a clear error.
 func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverResult, error) {
-	spec := &in.Spec
-	if err := checkSpec(spec); err != nil {
+	spec, err := a.spec(ctx, in.SpecInput)
+	if err != nil {
 		return DiscoverResult{}, err
 	}
 	kc, err := a.kafka.For(spec)
@@ -28,8 +31,27 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 	if err != nil {
 		return DiscoverResult{}, classify(err)
 	}
+	known := map[int32]bool{}
+	for _, p := range in.Known {
+		known[p] = true
+	}
+	var fresh []int32
+	for _, p := range parts {
+		if !known[p] {
+			fresh = append(fresh, p)
+		}
+	}
+	var res DiscoverResult
+	if in.Version >= V2 {
+		if res.TopicID, err = kc.TopicID(ctx, spec.Kafka.Topic); err != nil {
+			return DiscoverResult{}, classify(err)
+		}
+	}
+	if len(fresh) == 0 && len(in.Known) > 0 {
+		return res, nil
+	}
 	for _, t := range []string{spec.Errors.DeadLetterTopic, spec.Errors.ErrorDataTopic} {
-		if err := kc.EnsureTopic(ctx, t, 1); err != nil {
+		if err := kc.EnsureDeadLetterTopic(ctx, t, int64(spec.Errors.MaxRecordBytes)); err != nil {
 			return DiscoverResult{}, err
 		}
 	}
@@ -44,29 +66,28 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 	}
 	bounds, err := kc.Bounds(ctx, spec.Kafka.Topic)
 	if err != nil {
-		return DiscoverResult{}, err
+		return DiscoverResult{}, classify(err)
 	}
 	committed, err := kc.CommittedOffsets(ctx, spec.Group(), spec.Kafka.Topic)
 	if err != nil {
 		return DiscoverResult{}, err
 	}
-	known := map[int32]bool{}
-	for _, p := range in.Known {
-		known[p] = true
-	}
-	var res DiscoverResult
-	for _, p := range parts {
-		if known[p] {
-			continue
-		}
+	initial := in.Initial || in.Version < V2
+	for _, p := range fresh {
 		ps := PartitionStart{Partition: p}
 		var ok bool
 		if r, isResumer := s.(sink.Resumer); isResumer {
-			ps.Start, ps.Next, ok, err = r.Resume(ctx, spec.Name, spec.Kafka.Topic, p)
+			rp, found, err := r.Resume(ctx, spec.Name, spec.Kafka.Topic, p, in.Writer)
 			if err != nil {
 				return DiscoverResult{}, classify(fmt.Errorf("resume partition %d: %w", p, err))
 			}
-			ps.From = "sink-meta"
+			if found {
+				ps.Start, ps.Next, ps.Pending, ok = rp.Start, rp.Next, rp.Pending, true
+				ps.From = "sink"
+				if in.Version < V2 && rp.Pending != nil {
+					ps.Next, ps.Pending = rp.Pending.First, nil // V1 runs cannot finish a pending range; V1 prepares anew
+				}
+			}
 		}
 		if c, has := committed[p]; !ok && has {
 			ps.Next, ps.Start, ps.From, ok = c.Offset, c.Start, "group", true
@@ -76,8 +97,11 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 		}
 		if !ok {
 			b := bounds[p]
+			if b.Err != nil {
+				return DiscoverResult{}, fmt.Errorf("offsets of partition %d: %w", p, b.Err)
+			}
 			ps.Next, ps.From = b.Start, "earliest"
-			if spec.Kafka.InitialPosition == "latest" {
+			if initial && spec.Kafka.InitialPosition == "latest" {
 				ps.Next, ps.From = b.End, "latest"
 			}
 			ps.Start = ps.Next

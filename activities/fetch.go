@@ -2,51 +2,72 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/activity"
+
+	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/sink"
 )
 
-// pollInterval is how often FetchRanges re-reads the high watermarks.
+// pollInterval is how often FetchRanges re-reads the partitions' offsets.
 const pollInterval = 250 * time.Millisecond
 
 // FetchRanges waits until one of the cursors' partitions has a full batch
 // (spec.Batch.MaxRecords) past its cursor, or has a backlog (a cursor still
 // behind the high watermark after its last write, as when catching up), or
 // the flush interval elapses, and plans [next, planEnd) for each partition
-// with data. It reads offsets
-// only, never record bytes. It heartbeats while it waits.
+// with data, up to its last stable offset (reads are read_committed). It
+// heartbeats while it waits.
+//
+// A V2 call then cuts each plan (Plan.End): it scans the range's records,
+// streaming and keeping none, and ends the batch where it reaches
+// batch.maxBytes, before a poison record under tolerance stop, or before
+// the record that would open one destination partition too many. The cut
+// goes into history with the plan, so the write — and every retry of it —
+// writes exactly that range.
+//
+// A partition whose offsets cannot be listed, whose log start has passed
+// its cursor (retention deleted data before it was dumped: Plan.DataLost),
+// or whose cursor is above its high watermark gets Plan.Error; the other
+// partitions are planned as usual.
 func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (FetchRangesResult, error) {
-	spec := &in.Spec
-	if err := checkSpec(spec); err != nil {
+	spec, err := a.spec(ctx, in.SpecInput)
+	if err != nil {
 		return FetchRangesResult{}, err
 	}
 	kc, err := a.kafka.For(spec)
 	if err != nil {
 		return FetchRangesResult{}, classify(err)
 	}
+	if in.TopicID != "" {
+		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
+			return FetchRangesResult{}, err
+		}
+	}
 	maxRecords := int64(spec.Batch.MaxRecords)
 	deadline := time.Now().Add(spec.Batch.FlushInterval.D())
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
+	var res FetchRangesResult
 	for {
 		bounds, err := kc.Bounds(ctx, spec.Kafka.Topic)
 		if err != nil {
 			return FetchRangesResult{}, classify(err)
 		}
-		var res FetchRangesResult
+		res = FetchRangesResult{}
 		full := false
 		for _, c := range in.Cursors {
-			b := bounds[c.Partition]
-			p := Plan{Partition: c.Partition, First: c.Next, PlanEnd: c.Next, HighWatermark: b.End, LogStart: b.Start}
-			if avail := b.End - c.Next; avail > 0 {
-				p.PlanEnd = c.Next + min(avail, maxRecords)
-				full = full || avail >= maxRecords || c.Backlog
-			}
+			p, ready := plan(c, bounds[c.Partition], maxRecords, in.Version)
+			full = full || ready
 			res.Plans = append(res.Plans, p)
 		}
 		if full || !time.Now().Before(deadline) {
-			return res, nil
+			break
 		}
 		activity.RecordHeartbeat(ctx)
 		select {
@@ -55,4 +76,166 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 		case <-ticker.C:
 		}
 	}
+	if in.Version < V2 {
+		return res, nil
+	}
+	s, err := a.sink(ctx, spec)
+	if err != nil {
+		return FetchRangesResult{}, classify(err)
+	}
+	if c, ok := s.(sink.Checker); ok {
+		if err := c.Check(ctx); err != nil { // loads the table, so rows can be converted
+			return FetchRangesResult{}, classify(err)
+		}
+	}
+	defer keepAlive(ctx)()
+	for i := range res.Plans {
+		p := &res.Plans[i]
+		if p.PlanEnd <= p.First || p.Error != "" || p.DataLost != nil {
+			continue
+		}
+		if err := a.cut(ctx, kc, spec, s, p, skipAt(in.Cursors, p.Partition)); err != nil {
+			if ctx.Err() != nil {
+				return FetchRangesResult{}, ctx.Err()
+			}
+			p.Error = errorText(err)
+		}
+	}
+	return res, nil
+}
+
+// plan plans one cursor's range from its partition's offsets; ready says
+// the partition should not wait for the flush interval.
+func plan(c Cursor, b kafka.Bounds, maxRecords int64, version int) (Plan, bool) {
+	p := Plan{Partition: c.Partition, First: c.Next, PlanEnd: c.Next, HighWatermark: b.End, LogStart: b.Start, Stable: b.Stable}
+	if version < V2 {
+		if avail := b.End - c.Next; avail > 0 {
+			p.PlanEnd = c.Next + min(avail, maxRecords)
+			return p, avail >= maxRecords || c.Backlog
+		}
+		return p, false
+	}
+	switch {
+	case b.Err != nil:
+		p.Error = fmt.Sprintf("offsets of partition %d: %v", c.Partition, b.Err)
+		return p, false
+	case c.Next < b.Start:
+		p.DataLost = &sink.Range{First: c.Next, End: b.Start}
+		return p, true
+	case c.Next > b.End:
+		p.Error = fmt.Sprintf("next offset %d is above the partition's high watermark %d: the topic was deleted and recreated, or its log was truncated (an unclean leader election); records below %d would be skipped, so the partition waits for an operator", c.Next, b.End, c.Next)
+		return p, false
+	}
+	end := min(b.Stable, b.End)
+	if b.Stable <= 0 {
+		end = b.End
+	}
+	if avail := end - c.Next; avail > 0 {
+		p.PlanEnd = c.Next + min(avail, maxRecords)
+		return p, avail >= maxRecords || c.Backlog
+	}
+	return p, false
+}
+
+func skipAt(cs []Cursor, partition int32) int64 {
+	for _, c := range cs {
+		if c.Partition == partition {
+			return c.SkipAt
+		}
+	}
+	return -1
+}
+
+// cut scans [p.First, p.PlanEnd) and sets p.End, Records, Bytes, Parts and
+// Poison (see FetchRanges). It keeps no record.
+func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, p *Plan, skip int64) error {
+	rej, _ := s.(sink.Rejecter)
+	prep, _ := s.(sink.Preparer)
+	stop := spec.Errors.Tolerance == connector.ToleranceStop
+	maxBytes := int64(spec.Batch.MaxBytes)
+	seen := map[string]bool{}
+	p.End = p.PlanEnd
+	err := kc.ReadRange(ctx, spec.Kafka.Topic, p.Partition, p.First, p.PlanEnd, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+		tr := toRecord(r)
+		size := int64(len(r.Key) + len(r.Value))
+		reject := sizeReject(r, size, spec)
+		if reject == nil && rej != nil {
+			if err := rej.Reject(&tr); err != nil {
+				re, ok := sink.IsReject(err)
+				if !ok {
+					return false, err
+				}
+				reject = re
+			}
+		}
+		if reject != nil && stop && r.Offset != skip {
+			p.End = r.Offset
+			p.Poison = &Poison{Offset: r.Offset, Stage: reject.Stage, Error: reject.Err.Error()}
+			return false, nil
+		}
+		if reject == nil && prep != nil {
+			pt, err := prep.PartitionOf(&tr)
+			if err != nil {
+				return false, err
+			}
+			if !seen[pt] {
+				if len(p.Parts) == MaxDestinationPartitions {
+					p.End = r.Offset
+					return false, nil
+				}
+				seen[pt] = true
+				p.Parts = append(p.Parts, pt)
+			}
+		}
+		p.Records++
+		p.Bytes += size
+		if p.Bytes >= maxBytes {
+			p.End = r.Offset + 1
+			return false, nil
+		}
+		return true, nil
+	})
+	if dl, ok := kafka.IsDataLost(err); ok {
+		p.DataLost = &sink.Range{First: dl.From, End: dl.LogStart}
+		p.End, p.Records, p.Bytes, p.Parts, p.Poison = 0, 0, 0, nil, nil
+		return nil
+	}
+	return err
+}
+
+// sizeReject rejects a record larger than errors.maxRecordBytes.
+func sizeReject(r *kgo.Record, size int64, spec *connector.Spec) *sink.RejectError {
+	if size <= int64(spec.Errors.MaxRecordBytes) {
+		return nil
+	}
+	return &sink.RejectError{Stage: "size", Err: fmt.Errorf("record %s[%d]@%d is %d bytes, over errors.maxRecordBytes %s", r.Topic, r.Partition, r.Offset, size, spec.Errors.MaxRecordBytes)}
+}
+
+// checkTopicID fails when the topic now has another id than the one the
+// connector started with: it was deleted and recreated, and its offsets
+// mean other records.
+func checkTopicID(ctx context.Context, kc *kafka.Client, topic, want string) error {
+	got, err := kc.TopicID(ctx, topic)
+	if err != nil {
+		return classify(err)
+	}
+	if got != "" && got != want {
+		return nonRetryable("TopicRecreated", fmt.Errorf("topic %q was deleted and recreated (id %s, the connector started on %s): its offsets now name other records, so the connector does not go on by itself", topic, got, want))
+	}
+	return nil
+}
+
+// errorText is an error's message for status and history: short, without
+// repeating wrapping.
+func errorText(err error) string {
+	msg := err.Error()
+	var se *kafka.StallError
+	if errors.As(err, &se) {
+		msg = se.Error()
+	}
+	const max = 512
+	if len(msg) > max {
+		msg = msg[:max] + "…"
+	}
+	return msg
 }

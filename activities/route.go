@@ -3,17 +3,29 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/sink"
 )
 
-// RouteRange copies every record of [First, End) to the error-data topic
+// RouteRange copies the records of [First, End) to the error-data topic
 // with context headers (stage "write", the reason as the error). The
 // workflow calls it under tolerance continue when a range still fails after
 // its retries, so the partition moves on and nothing is silently dropped.
+//
+// V2: records whose MaxCompute sessions are already committed are in the
+// table and are not routed. The range is then recorded in the sink's
+// ledger (an OSS marker object, a MaxCompute ledger row), so verify
+// accounts for it from the sink. When the OSS sink turns out to hold the
+// range (its write succeeded although the activity failed), the result
+// says Written.
 func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteRangeResult, error) {
-	spec := &in.Spec
-	if err := checkSpec(spec); err != nil {
+	spec, err := a.spec(ctx, in.SpecInput)
+	if err != nil {
 		return RouteRangeResult{}, err
 	}
 	kc, err := a.kafka.For(spec)
@@ -21,17 +33,133 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 		return RouteRangeResult{}, classify(err)
 	}
 	defer keepAlive(ctx)()
-	recs, _, err := a.readCut(ctx, kc, spec, in.Partition, in.First, in.End, false)
-	if err != nil {
-		return RouteRangeResult{}, err
+	var (
+		s         sink.Sink
+		committed = map[string]bool{}
+		prep      sink.Preparer
+	)
+	if in.Version >= V2 {
+		if s, err = a.sink(ctx, spec); err != nil {
+			return RouteRangeResult{}, classify(err)
+		}
+		if p, ok := s.(sink.Preparer); ok && in.Prepared != nil {
+			prep = p
+			id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer}
+			var parts []string
+			for _, sess := range in.Prepared.Sessions {
+				parts = append(parts, sess.Partition)
+			}
+			// Prepare with keep reports which sessions are committed; it
+			// creates sessions only for expired ones, which stay unused.
+			now, err := p.Prepare(ctx, id, parts, in.Prepared.Sessions)
+			if err != nil {
+				return RouteRangeResult{}, classify(err)
+			}
+			for _, sess := range now.Sessions {
+				if sess.Committed {
+					committed[sess.Partition] = true
+				}
+			}
+		}
 	}
 	reason := errors.New(in.Reason)
-	dls := make([]kafka.DeadLetter, len(recs))
-	for i, r := range recs {
-		dls[i] = kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: "write", Err: reason}
+	var (
+		dls     []kafka.DeadLetter
+		routed  int64
+		firstTS time.Time
+		seen    bool
+	)
+	flush := func() error {
+		if len(dls) == 0 {
+			return nil
+		}
+		if err := kc.ProduceDeadLetters(ctx, spec.Errors.ErrorDataTopic, dls, int64(spec.Errors.MaxRecordBytes)); err != nil {
+			return err
+		}
+		routed += int64(len(dls))
+		dls = dls[:0]
+		return nil
 	}
-	if err := kc.ProduceDeadLetters(ctx, spec.Errors.ErrorDataTopic, dls); err != nil {
-		return RouteRangeResult{}, err
+	err = kc.ReadRange(ctx, spec.Kafka.Topic, in.Partition, in.First, in.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+		if !seen {
+			firstTS, seen = r.Timestamp, true
+		}
+		if prep != nil && len(committed) > 0 {
+			tr := toRecord(r)
+			if pt, err := prep.PartitionOf(&tr); err == nil && committed[pt] {
+				return true, nil
+			}
+		}
+		dls = append(dls, kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: "write", Err: reason})
+		if len(dls) >= deadLetterChunk {
+			return true, flush()
+		}
+		return true, nil
+	})
+	if err == nil {
+		err = flush()
 	}
-	return RouteRangeResult{Records: int64(len(recs))}, nil
+	if err != nil {
+		return RouteRangeResult{}, classify(err)
+	}
+	res := RouteRangeResult{Records: routed}
+	if m, ok := s.(sink.Marker); ok {
+		written, err := m.Mark(ctx, sink.Mark{
+			ID:   sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer},
+			Kind: sink.MarkRouted, Records: routed, Reason: shorten(in.Reason, 256), FirstTimestamp: firstTS, At: time.Now().UTC(),
+		})
+		if err != nil {
+			return RouteRangeResult{}, classify(fmt.Errorf("record the routed range [%d,%d) of partition %d: %w", in.First, in.End, in.Partition, err))
+		}
+		res.Written = written
+	}
+	return res, nil
+}
+
+// DeclareGap records a declared gap after an operator acknowledged that the
+// partition's records from From were deleted from Kafka before they were
+// dumped: [From, log start) goes into the sink's ledger with who
+// acknowledged it, and the partition continues at the log start.
+func (a *Activities) DeclareGap(ctx context.Context, in DeclareGapInput) (DeclareGapResult, error) {
+	spec, err := a.spec(ctx, in.SpecInput)
+	if err != nil {
+		return DeclareGapResult{}, err
+	}
+	kc, err := a.kafka.For(spec)
+	if err != nil {
+		return DeclareGapResult{}, classify(err)
+	}
+	bounds, err := kc.Bounds(ctx, spec.Kafka.Topic)
+	if err != nil {
+		return DeclareGapResult{}, classify(err)
+	}
+	b, ok := bounds[in.Partition]
+	if !ok || b.Err != nil {
+		return DeclareGapResult{}, fmt.Errorf("log start of partition %d: %v", in.Partition, b.Err)
+	}
+	res := DeclareGapResult{From: in.From, To: max(in.From, b.Start)}
+	if res.To == res.From {
+		return res, nil
+	}
+	s, err := a.sink(ctx, spec)
+	if err != nil {
+		return DeclareGapResult{}, classify(err)
+	}
+	if m, ok := s.(sink.Marker); ok {
+		_, err := m.Mark(ctx, sink.Mark{
+			ID:   sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: res.From, End: res.To, Writer: in.Writer},
+			Kind: sink.MarkGap, Reason: shorten("deleted from Kafka before it was dumped; acknowledged by "+in.By, 256), At: time.Now().UTC(),
+		})
+		if err != nil {
+			return DeclareGapResult{}, classify(fmt.Errorf("record the declared gap [%d,%d) of partition %d: %w", res.From, res.To, in.Partition, err))
+		}
+	}
+	return res, nil
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

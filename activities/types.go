@@ -13,18 +13,52 @@ const (
 	WritePartitionName = "WritePartition"
 	CommitOffsetsName  = "CommitOffsets"
 	RouteRangeName     = "RouteRange"
+	DeclareGapName     = "DeclareGap"
 )
+
+// Input versions. Inputs recorded by the first build carry no version and
+// the whole spec; they keep their first meaning, so connector runs that
+// started under that build finish their in-flight activities correctly.
+const (
+	// V1 is the first build: the write cuts its range itself, objects are
+	// named by their range's first and end offsets.
+	V1 = 0
+	// V2 plans and cuts every range in FetchRanges (recorded in history
+	// before the write), takes the spec by reference, and names objects by
+	// their first offset.
+	V2 = 2
+)
+
+// SpecInput is how an activity gets its connector spec: inline (V1), or by
+// reference (V2) to the spec the workflow holds, resolved from the worker's
+// cache or by querying the workflow. Exactly one is set.
+type SpecInput struct {
+	Spec    *connector.Spec `json:"spec,omitempty"`
+	SpecRef string          `json:"specRef,omitempty"`
+}
 
 // DiscoverInput asks for the topic's partitions and where each one starts.
 type DiscoverInput struct {
-	Spec connector.Spec `json:"spec"`
+	SpecInput
 	// Known partitions are not resolved again (partition discovery later on).
 	Known []int32 `json:"known,omitempty"`
+	// Version is V1 or V2.
+	Version int `json:"v,omitempty"`
+	// Initial is set on a connector's first discovery: partitions without
+	// any recorded position start at spec.kafka.initialPosition. Later
+	// discoveries (V2) start new partitions at their earliest offset, so
+	// nothing produced before a partition was noticed is skipped.
+	Initial bool `json:"initial,omitempty"`
+	// Writer identifies the connector's run chain (sink.BatchID.Writer).
+	Writer string `json:"writer,omitempty"`
 }
 
 // DiscoverResult lists new partitions with their starting cursors.
 type DiscoverResult struct {
 	Partitions []PartitionStart `json:"partitions"`
+	// TopicID is the topic's id (hex), so a deleted and recreated topic is
+	// noticed.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // PartitionStart is where a partition's loop begins.
@@ -34,8 +68,12 @@ type PartitionStart struct {
 	Start int64 `json:"start"`
 	// Next is the next offset to write.
 	Next int64 `json:"next"`
-	// From says where Next came from: sink-meta, group, earliest or latest.
+	// From says where Next came from: sink (OSS meta and data objects, the MaxCompute ledger), group,
+	// earliest or latest.
 	From string `json:"from"`
+	// Pending is a range at Next whose write began before the workflow was
+	// lost: it is finished with the same sessions first.
+	Pending *sink.Pending `json:"pending,omitempty"`
 }
 
 // Cursor is a partition's next offset.
@@ -47,12 +85,19 @@ type Cursor struct {
 	// last planned: FetchRanges plans it at once instead of waiting for a
 	// full batch or the flush interval.
 	Backlog bool `json:"backlog,omitempty"`
+	// SkipAt is a poison offset the operator resumed past (V2 plans do not
+	// stop at it), or -1 / 0 when none.
+	SkipAt int64 `json:"skipAt,omitempty"`
 }
 
 // FetchRangesInput asks for the next range of each partition of a loop.
 type FetchRangesInput struct {
-	Spec    connector.Spec `json:"spec"`
-	Cursors []Cursor       `json:"cursors"`
+	SpecInput
+	Cursors []Cursor `json:"cursors"`
+	// Version V2 cuts each plan (see Plan.End).
+	Version int `json:"v,omitempty"`
+	// TopicID, when set, is checked: a recreated topic is an error.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // FetchRangesResult plans one range per partition; First == PlanEnd means
@@ -69,19 +114,56 @@ type Plan struct {
 	PlanEnd       int64 `json:"planEnd"`
 	HighWatermark int64 `json:"highWatermark"`
 	LogStart      int64 `json:"logStart"`
+	// Stable is the last stable offset: reads are read_committed, so no
+	// plan goes past an undecided transaction.
+	Stable int64 `json:"stable,omitempty"`
+
+	// V2: the cut. The range to write is [First, End): End is where the
+	// batch reaches batch.maxBytes, where a poison record stops it under
+	// tolerance stop, or where it would open more than
+	// MaxDestinationPartitions destination partitions; else PlanEnd.
+	End int64 `json:"end,omitempty"`
+	// Records and Bytes (key + value) the range holds, from the scan.
+	Records int64 `json:"records,omitempty"`
+	Bytes   int64 `json:"bytes,omitempty"`
+	// Parts are the destination partitions the range's rows land in
+	// (MaxCompute).
+	Parts []string `json:"parts,omitempty"`
+	// Poison is the record at End that stops the partition (tolerance stop).
+	Poison *Poison `json:"poison,omitempty"`
+	// DataLost is set when the partition's log start has moved past First:
+	// [First, DataLost.End) was deleted before it was dumped.
+	DataLost *sink.Range `json:"dataLost,omitempty"`
+	// Error is why this partition could not be planned (the others were).
+	Error string `json:"error,omitempty"`
 }
 
-// PrepareInput asks a Preparer sink (MaxCompute) to cut the planned range and
-// create its upload sessions.
+// MaxDestinationPartitions caps the destination partitions (MaxCompute
+// `pt` values) one batch writes: a batch whose record timestamps spread
+// wider is cut at the record that would open one more, and the rest goes
+// into the next batch. Each destination partition costs an upload session
+// and a commit, which the service limits per table.
+const MaxDestinationPartitions = 24
+
+// PrepareInput asks a Preparer sink (MaxCompute) to create the upload
+// sessions of a range.
 type PrepareInput struct {
-	Spec      connector.Spec `json:"spec"`
-	Partition int32          `json:"partition"`
-	Start     int64          `json:"start"`
-	First     int64          `json:"first"`
-	PlanEnd   int64          `json:"planEnd"`
-	// SkipAt is as in WriteInput: under tolerance stop, preparation stops at
-	// the first rejected record other than SkipAt, where the write will end.
-	SkipAt int64 `json:"skipAt"`
+	SpecInput
+	Partition int32 `json:"partition"`
+	Start     int64 `json:"start"`
+	First     int64 `json:"first"`
+	// V1: PlanEnd bounds the range and the step cuts it. V2: End is the
+	// cut FetchRanges made and Parts the destination partitions.
+	PlanEnd int64 `json:"planEnd,omitempty"`
+	// SkipAt is as in WriteInput (V1).
+	SkipAt  int64    `json:"skipAt"`
+	Version int      `json:"v,omitempty"`
+	End     int64    `json:"end,omitempty"`
+	Parts   []string `json:"parts,omitempty"`
+	// Keep are the range's sessions from an earlier Prepare: committed and
+	// open ones are kept, expired ones replaced.
+	Keep   []sink.Session `json:"keep,omitempty"`
+	Writer string         `json:"writer,omitempty"`
 }
 
 // PrepareResult is the cut range and its sessions, recorded in history.
@@ -92,18 +174,23 @@ type PrepareResult struct {
 
 // WriteInput writes one range of one partition.
 type WriteInput struct {
-	Spec      connector.Spec `json:"spec"`
-	Partition int32          `json:"partition"`
-	Start     int64          `json:"start"`
-	First     int64          `json:"first"`
-	// PlanEnd bounds the range; the write cuts it at the byte limit.
-	PlanEnd int64 `json:"planEnd"`
-	// End, when set (> First), is the exact end cut by PrepareWrite.
+	SpecInput
+	Partition int32 `json:"partition"`
+	Start     int64 `json:"start"`
+	First     int64 `json:"first"`
+	// PlanEnd bounds the range; a V1 write cuts it at the byte limit.
+	PlanEnd int64 `json:"planEnd,omitempty"`
+	// End, when set (> First), is the exact end of the range.
 	End      int64          `json:"end,omitempty"`
 	Prepared *sink.Prepared `json:"prepared,omitempty"`
 	// SkipAt is the offset of a poison record an operator resumed past: it
 	// goes to the dead-letter topic even under tolerance stop. -1: none.
-	SkipAt int64 `json:"skipAt"`
+	SkipAt  int64 `json:"skipAt"`
+	Version int   `json:"v,omitempty"`
+	// Bytes is the range's key and value bytes (from the plan): the write
+	// takes that much of the worker's batch memory budget.
+	Bytes  int64  `json:"bytes,omitempty"`
+	Writer string `json:"writer,omitempty"`
 }
 
 // WriteResult says what was written. End is the exclusive end of the range
@@ -115,6 +202,12 @@ type WriteResult struct {
 	// Stopped is set when tolerance is stop and a record was rejected: the
 	// range ends before it and the partition parks.
 	Stopped *Poison `json:"stopped,omitempty"`
+	// Expired (V2, MaxCompute) names destination partitions whose sessions
+	// expired before they were committed; Committed those whose sessions are
+	// committed. The range is not complete: prepare the expired ones again
+	// (keeping the others) and write it again.
+	Expired   []string `json:"expired,omitempty"`
+	Committed []string `json:"committed,omitempty"`
 }
 
 // Poison describes a rejected record.
@@ -126,21 +219,52 @@ type Poison struct {
 
 // CommitOffsetsInput mirrors cursors into the connect-<name> group.
 type CommitOffsetsInput struct {
-	Spec    connector.Spec `json:"spec"`
-	Offsets []Cursor       `json:"offsets"`
+	SpecInput
+	Offsets []Cursor `json:"offsets"`
+	Writer  string   `json:"writer,omitempty"`
 }
 
 // RouteRangeInput sends a range that could not be written to the
 // error-data topic (tolerance continue).
 type RouteRangeInput struct {
-	Spec      connector.Spec `json:"spec"`
-	Partition int32          `json:"partition"`
-	First     int64          `json:"first"`
-	End       int64          `json:"end"`
-	Reason    string         `json:"reason"`
+	SpecInput
+	Partition int32  `json:"partition"`
+	First     int64  `json:"first"`
+	End       int64  `json:"end"`
+	Reason    string `json:"reason"`
+	Version   int    `json:"v,omitempty"`
+	Start     int64  `json:"start,omitempty"`
+	Writer    string `json:"writer,omitempty"`
+	// Prepared are the range's sessions (MaxCompute): records whose
+	// sessions are committed are in the table and are not routed.
+	Prepared *sink.Prepared `json:"prepared,omitempty"`
 }
 
 // RouteRangeResult counts the records routed.
 type RouteRangeResult struct {
 	Records int64 `json:"records"`
+	// Written (V2) is set when the range turned out to be in the sink
+	// already (a write that succeeded although its activity failed): it
+	// counts as written and nothing was routed.
+	Written bool `json:"written,omitempty"`
+}
+
+// DeclareGapInput records, after an operator acknowledged it, that the
+// offsets from From up to the partition's current log start were deleted
+// from Kafka before they were dumped.
+type DeclareGapInput struct {
+	SpecInput
+	Partition int32  `json:"partition"`
+	Start     int64  `json:"start"`
+	From      int64  `json:"from"`
+	Writer    string `json:"writer,omitempty"`
+	// By says who acknowledged the loss and how.
+	By string `json:"by"`
+}
+
+// DeclareGapResult is the declared gap [From, To); To is where the
+// partition continues.
+type DeclareGapResult struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
 }

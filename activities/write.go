@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -14,45 +15,21 @@ import (
 	"github.com/dumpflow/dumpflow/transform"
 )
 
-// readCut reads [first, to) of the spec's topic partition. Its callers
-// heartbeat in the background (keepAlive) while it runs. When cut is true
-// it ends the range after the record that brings the batch to
-// spec.Batch.MaxBytes; it returns the records and the exclusive end. The
-// cut depends only on the records, so every retry cuts the same range.
-func (a *Activities) readCut(ctx context.Context, kc *kafka.Client, spec *connector.Spec, partition int32, first, to int64, cut bool) ([]*kgo.Record, int64, error) {
-	var (
-		recs  []*kgo.Record
-		bytes int64
-		end   = to
-	)
-	maxBytes := int64(spec.Batch.MaxBytes)
-	err := kc.ReadRange(ctx, spec.Kafka.Topic, partition, first, to, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
-		recs = append(recs, r)
-		bytes += int64(len(r.Key) + len(r.Value))
-		if cut && bytes >= maxBytes {
-			end = r.Offset + 1
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, 0, classify(err)
-	}
-	return recs, end, nil
-}
-
-// PrepareWrite cuts the planned range and creates the sink's durable write
-// state (MaxCompute upload sessions, one per destination partition) in a
-// step of its own, so the session ids are in history and WritePartition
-// retries re-attach to them.
+// PrepareWrite creates the sink's durable write state (MaxCompute upload
+// sessions, one per destination partition) in a step of its own, so the
+// session ids are in history and WritePartition retries re-attach to them.
+//
+// V2: the range [First, End) and its destination partitions come from the
+// plan. Sessions in Keep (an earlier Prepare of the same range) that are
+// committed or open are kept, so rows already committed are never written
+// again; only missing or expired ones are created.
+//
+// V1 (inputs of the first build): the step reads the planned range itself
+// to cut it and find its destination partitions.
 func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (PrepareResult, error) {
-	spec := &in.Spec
-	if err := checkSpec(spec); err != nil {
-		return PrepareResult{}, err
-	}
-	kc, err := a.kafka.For(spec)
+	spec, err := a.spec(ctx, in.SpecInput)
 	if err != nil {
-		return PrepareResult{}, classify(err)
+		return PrepareResult{}, err
 	}
 	s, err := a.sink(ctx, spec)
 	if err != nil {
@@ -60,60 +37,55 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 	}
 	p, ok := s.(sink.Preparer)
 	if !ok {
+		if in.Version >= V2 {
+			return PrepareResult{End: in.End}, nil
+		}
 		return PrepareResult{End: in.PlanEnd}, nil
 	}
 	defer keepAlive(ctx)()
 	if c, ok := s.(sink.Checker); ok {
-		if err := c.Check(ctx); err != nil { // loads the table, so PartitionOf can convert
+		if err := c.Check(ctx); err != nil {
 			return PrepareResult{}, classify(err)
 		}
 	}
-	recs, end, err := a.readCut(ctx, kc, spec, in.Partition, in.First, in.PlanEnd, true)
-	if err != nil {
-		return PrepareResult{}, err
+	end, parts := in.End, in.Parts
+	if in.Version < V2 {
+		kc, err := a.kafka.For(spec)
+		if err != nil {
+			return PrepareResult{}, classify(err)
+		}
+		pl := Plan{Partition: in.Partition, First: in.First, PlanEnd: in.PlanEnd}
+		if err := a.cut(ctx, kc, spec, s, &pl, in.SkipAt); err != nil {
+			return PrepareResult{}, classify(err)
+		}
+		end, parts = pl.End, pl.Parts
+		sort.Strings(parts)
 	}
-	// Open sessions only for partitions that rows will land in: a record
-	// the write rejects goes to the dead-letter topic, and under tolerance
-	// stop the write ends at the first one, so nothing after it lands.
-	stop := spec.Errors.Tolerance == connector.ToleranceStop
-	seen := map[string]bool{}
-	var parts []string
-	for _, r := range recs {
-		rejected := int64(len(r.Key)+len(r.Value)) > int64(spec.Errors.MaxRecordBytes)
-		var pt string
-		if !rejected {
-			tr := toRecord(r)
-			pt, err = p.PartitionOf(&tr)
-			rejected = err != nil
-		}
-		if rejected {
-			if stop && r.Offset != in.SkipAt {
-				break
-			}
-			continue
-		}
-		if !seen[pt] {
-			seen[pt] = true
-			parts = append(parts, pt)
-		}
-	}
-	sort.Strings(parts)
-	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: end}
-	prep, err := p.Prepare(ctx, id, parts)
+	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: end, Writer: in.Writer, LegacyNames: in.Version < V2}
+	prep, err := p.Prepare(ctx, id, parts, in.Keep)
 	if err != nil {
 		return PrepareResult{}, classify(fmt.Errorf("prepare %s: %w", id, err))
 	}
 	return PrepareResult{End: end, Prepared: prep}, nil
 }
 
-// WritePartition reads exactly the range, cuts it deterministically (unless
-// PrepareWrite already did), converts and writes it to the sink, and sends
-// records the sink cannot take to the dead-letter topic with context
-// headers. Under tolerance stop, the first rejected record (other than
-// SkipAt) ends the range and is reported in Stopped instead.
+// WritePartition reads exactly its range and writes it to the sink,
+// streaming: records go from Kafka into the sink one by one and are never
+// collected. Records the sink cannot take go to the dead-letter topic with
+// context headers, produced before the sink commits, so a crash after the
+// commit loses none. An OSS batch first takes its size from the worker's
+// batch memory budget.
+//
+// V2: the range is [First, End), cut by FetchRanges. For MaxCompute, a
+// result with Expired names sessions that expired before they were
+// committed; the workflow prepares those again and repeats the write.
+//
+// V1 (inputs of the first build): without End the write cuts the range at
+// the byte limit itself, and under tolerance stop ends it before the first
+// rejected record (other than SkipAt), reported in Stopped.
 func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteResult, error) {
-	spec := &in.Spec
-	if err := checkSpec(spec); err != nil {
+	spec, err := a.spec(ctx, in.SpecInput)
+	if err != nil {
 		return WriteResult{}, err
 	}
 	kc, err := a.kafka.For(spec)
@@ -125,75 +97,97 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 		return WriteResult{}, classify(err)
 	}
 	defer keepAlive(ctx)()
-	to, exact := in.PlanEnd, in.End > in.First
-	if exact {
-		to = in.End
+	if in.Version < V2 && in.End <= in.First {
+		// V1 without a prepared cut: cut here, as the first build did.
+		pl := Plan{Partition: in.Partition, First: in.First, PlanEnd: in.PlanEnd}
+		if err := a.cut(ctx, kc, spec, s, &pl, in.SkipAt); err != nil {
+			return WriteResult{}, classify(err)
+		}
+		in.End = pl.End
+		if pl.Poison != nil && pl.End == in.First {
+			return WriteResult{End: in.First, Stopped: pl.Poison}, nil
+		}
+		res, err := a.write(ctx, kc, spec, s, in)
+		res.Stopped = pl.Poison
+		return res, err
 	}
-	recs, end, err := a.readCut(ctx, kc, spec, in.Partition, in.First, to, !exact)
-	if err != nil {
-		return WriteResult{}, err
-	}
-	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: end}
+	return a.write(ctx, kc, spec, s, in)
+}
 
-	stop := spec.Errors.Tolerance == connector.ToleranceStop
-	var (
-		dls     []kafka.DeadLetter
-		stopped *Poison
-	)
+// deadLetterChunk is how many dead letters a write holds before producing
+// them.
+const deadLetterChunk = 512
+
+func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (WriteResult, error) {
+	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End,
+		Writer: in.Writer, LegacyNames: in.Version < V2}
+	if _, buffered := s.(sink.Preparer); !buffered {
+		held, err := a.budget.Acquire(ctx, in.Bytes+in.End-in.First)
+		if err != nil {
+			return WriteResult{}, err
+		}
+		defer a.budget.Release(held)
+	}
 	b, err := s.Begin(ctx, id, in.Prepared)
 	if err != nil {
 		return WriteResult{}, classify(fmt.Errorf("begin %s: %w", id, err))
 	}
-	for i, r := range recs {
+	var (
+		dls      []kafka.DeadLetter
+		produced int64
+	)
+	flush := func() error {
+		if len(dls) == 0 {
+			return nil
+		}
+		if err := kc.ProduceDeadLetters(ctx, spec.Errors.DeadLetterTopic, dls, int64(spec.Errors.MaxRecordBytes)); err != nil {
+			return err
+		}
+		produced += int64(len(dls))
+		dls = dls[:0]
+		return nil
+	}
+	err = kc.ReadRange(ctx, spec.Kafka.Topic, in.Partition, in.First, in.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
 		rej, err := a.add(ctx, b, spec, r)
 		if err != nil {
-			b.Abort(ctx)
-			return WriteResult{}, classify(fmt.Errorf("write %s at offset %d: %w", id, r.Offset, err))
+			return false, fmt.Errorf("write %s at offset %d: %w", id, r.Offset, err)
 		}
-		if rej == nil {
-			continue
+		if rej != nil {
+			dls = append(dls, kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: rej.Stage, Err: rej.Err})
+			if len(dls) >= deadLetterChunk {
+				return true, flush()
+			}
 		}
-		if stop && r.Offset != in.SkipAt {
-			// End the range before the poison record and park the partition.
-			stopped = &Poison{Offset: r.Offset, Stage: rej.Stage, Error: rej.Err.Error()}
-			b.Abort(ctx)
-			id.End = r.Offset
-			if id.End == id.First {
-				return WriteResult{End: id.First, Stopped: stopped}, nil
-			}
-			if b, err = s.Begin(ctx, id, in.Prepared); err != nil {
-				return WriteResult{}, classify(fmt.Errorf("begin %s: %w", id, err))
-			}
-			for _, r := range recs[:i] {
-				if _, err := a.add(ctx, b, spec, r); err != nil {
-					b.Abort(ctx)
-					return WriteResult{}, classify(fmt.Errorf("write %s at offset %d: %w", id, r.Offset, err))
-				}
-			}
-			break
-		}
-		dls = append(dls, kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: rej.Stage, Err: rej.Err})
+		return true, nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		b.Abort(ctx)
+		return WriteResult{}, classify(err)
+	}
+	if produced > 0 {
+		activity.GetLogger(ctx).Warn("records sent to the dead-letter topic", "batch", id.String(), "count", produced, "topic", spec.Errors.DeadLetterTopic)
 	}
 	w, err := b.Commit(ctx)
+	var exp *sink.ExpiredError
+	if errors.As(err, &exp) {
+		return WriteResult{End: in.First, DeadLetters: produced, Expired: exp.Expired, Committed: exp.Committed}, nil
+	}
 	if err != nil {
 		b.Abort(ctx)
 		return WriteResult{}, classify(fmt.Errorf("commit %s: %w", id, err))
 	}
-	if len(dls) > 0 {
-		if err := kc.ProduceDeadLetters(ctx, spec.Errors.DeadLetterTopic, dls); err != nil {
-			return WriteResult{}, err
-		}
-		activity.GetLogger(ctx).Warn("records sent to the dead-letter topic", "batch", id.String(), "count", len(dls), "topic", spec.Errors.DeadLetterTopic)
-	}
-	return WriteResult{End: id.End, Written: w, DeadLetters: int64(len(dls)), Stopped: stopped}, nil
+	return WriteResult{End: id.End, Written: w, DeadLetters: produced}, nil
 }
 
 // add converts r and adds it to b. It returns a non-nil *sink.RejectError
 // when the record cannot be taken (too large, fails to convert), and an
 // error when the batch itself failed.
 func (a *Activities) add(ctx context.Context, b sink.Batch, spec *connector.Spec, r *kgo.Record) (*sink.RejectError, error) {
-	if size := int64(len(r.Key) + len(r.Value)); size > int64(spec.Errors.MaxRecordBytes) {
-		return &sink.RejectError{Stage: "size", Err: fmt.Errorf("record %s[%d]@%d is %d bytes, over errors.maxRecordBytes %s", r.Topic, r.Partition, r.Offset, size, spec.Errors.MaxRecordBytes)}, nil
+	if rej := sizeReject(r, int64(len(r.Key)+len(r.Value)), spec); rej != nil {
+		return rej, nil
 	}
 	tr := toRecord(r)
 	if err := b.Add(ctx, &tr); err != nil {

@@ -1,10 +1,32 @@
 // Package kafka owns dumpflow's Kafka I/O through franz-go: clients built
-// from a connector Spec, exact offset-range reads (ReadRange), offset
+// from a connector Spec, exact offset-range reads (ReadRange), partition
+// bounds (Bounds: log start, high watermark, last stable offset), offset
 // resolution (earliest, latest, committed), group offset commits that mirror
-// a connector's progress, and the dead-letter producer.
+// a connector's progress, and the dead-letter producer (ProduceDeadLetters,
+// EnsureDeadLetterTopic).
 //
 // The main type is Client: one per worker process per broker set, safe for
 // concurrent use.
+//
+// Guarantees of ReadRange, the basis of the exactly-once rule:
+//   - It passes exactly the committed and non-transactional records of the
+//     range, in offset order, each once (read_committed; aborted records and
+//     transaction markers are never passed).
+//   - It succeeds only after seeing the range's last offset, or a later one
+//     (a record or a marker), or when its callback stops it. An offset is
+//     skipped only when the broker returned a later offset in its place
+//     (aborted records, compaction, markers); elapsed time never proves a
+//     gap.
+//   - Offsets deleted before they were read (retention, DeleteRecords) end
+//     the read with a *DataLostError naming them: a declared gap, never a
+//     silent restart at the log start.
+//   - A read that sees no new offset for ReadOptions.StallTimeout fails with
+//     a retryable *StallError; fetch errors franz-go retries (leader moves,
+//     unavailable brokers) do not end it before that, authentication
+//     failures end it promptly.
+//
+// Errors meant for workflow history quote record data only through
+// transform.ShortPrefix.
 package kafka
 
 import (
@@ -33,6 +55,10 @@ type Client struct {
 	cl    *kgo.Client
 	admin *kadm.Client
 	reads readerPool // idle ReadRange consumers
+
+	dlqMu        sync.Mutex
+	dlqClosed    bool
+	dlqProducers map[int64]*kgo.Client // dead-letter producers by batch limit
 }
 
 // Options returns the franz-go options for spec's cluster: brokers, SASL
@@ -89,9 +115,18 @@ func NewClient(opts ...kgo.Opt) (*Client, error) {
 	return &Client{opts: opts, cl: cl, admin: kadm.NewClient(cl)}, nil
 }
 
-// Close closes the client and its idle range readers.
+// Close closes the client, its idle range readers and its dead-letter
+// producers.
 func (c *Client) Close() {
 	c.reads.close()
+	c.dlqMu.Lock()
+	c.dlqClosed = true
+	ps := c.dlqProducers
+	c.dlqProducers = nil
+	c.dlqMu.Unlock()
+	for _, p := range ps {
+		p.Close()
+	}
 	c.cl.Close()
 }
 

@@ -363,7 +363,7 @@ func TestReadRangeGapAtEnd(t *testing.T) {
 
 	var got []int64
 	start := time.Now()
-	err = c.ReadRange(ctx, readTopic, 0, 0, hwm, ReadOptions{IdleGap: 200 * time.Millisecond}, func(r *kgo.Record) (bool, error) {
+	err = c.ReadRange(ctx, readTopic, 0, 0, hwm, ReadOptions{StallTimeout: 5 * time.Second}, func(r *kgo.Record) (bool, error) {
 		got = append(got, r.Offset)
 		return true, nil
 	})

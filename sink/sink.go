@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dumpflow/dumpflow/transform"
 )
@@ -33,6 +34,15 @@ type BatchID struct {
 	Start int64
 	First int64
 	End   int64
+	// Writer identifies the connector run chain writing the batch
+	// ("<namespace>/<workflow id>/<first run id>"). Sinks record it with
+	// each range and refuse a batch that would overlap another writer's
+	// ranges: one connector name, one writer.
+	Writer string
+	// LegacyNames names OSS objects as the first build did (the hash
+	// covers the range's end as well as its first offset). Only batches
+	// planned by connector runs that started under that build set it.
+	LegacyNames bool
 }
 
 func (id BatchID) String() string {
@@ -77,10 +87,21 @@ type Written struct {
 type Preparer interface {
 	// PartitionOf names the destination partition a record lands in
 	// (e.g. "pt=11-17-2020 14"); it must not depend on anything but r.
+	// A record the sink cannot take is a *RejectError.
 	PartitionOf(r *transform.Record) (string, error)
-	// Prepare creates (or finds) the write state for batch id covering the
-	// given destination partitions, in the order given.
-	Prepare(ctx context.Context, id BatchID, partitions []string) (*Prepared, error)
+	// Prepare creates the write state for batch id covering the given
+	// destination partitions, in the order given. Sessions in keep (from an
+	// earlier Prepare of the same range) are kept when they are committed
+	// or still open, so committed rows are counted, never written again;
+	// only missing or expired ones are created anew.
+	Prepare(ctx context.Context, id BatchID, partitions []string, keep []Session) (*Prepared, error)
+}
+
+// Rejecter is implemented by sinks that can tell, before a write, whether a
+// record would be rejected, so a plan can end before a poison record.
+type Rejecter interface {
+	// Reject returns a *RejectError for a record the sink cannot take.
+	Reject(r *transform.Record) error
 }
 
 // Prepared is the durable write state of one batch, recorded in history.
@@ -92,7 +113,26 @@ type Prepared struct {
 type Session struct {
 	Partition string `json:"partition"`
 	ID        string `json:"id"`
+	// Committed is set once the session is known to be committed: its rows
+	// are in the table and a retry counts them instead of sending them.
+	Committed bool `json:"committed,omitempty"`
 }
+
+// ExpiredError is returned by a Batch's Commit when some of the prepared
+// sessions can never be committed (expired, cancelled) while others may
+// already be. The caller prepares new sessions for Expired only, keeping
+// the committed ones (whose rows are in the table), and writes the batch
+// again: rows are never sent twice.
+type ExpiredError struct {
+	Committed []string // destination partitions whose sessions are committed
+	Expired   []string // destination partitions whose sessions must be replaced
+	Err       error
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("upload sessions of %v can no longer be committed (committed: %v): %v", e.Expired, e.Committed, e.Err)
+}
+func (e *ExpiredError) Unwrap() error { return e.Err }
 
 // RejectError says a record cannot be written (too large, fails to convert,
 // wrong field count). The record goes to the dead-letter topic with Stage and
@@ -129,15 +169,70 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Permanent wraps err as a *PermanentError of type typ.
 func Permanent(typ string, err error) error { return &PermanentError{Type: typ, Err: err} }
 
-// Resumer is implemented by sinks that keep their own per-partition state
-// (the OSS meta object), so a connector whose workflow was lost resumes from
-// the sink rather than from the consumer group.
+// Resumer is implemented by sinks that are the source of truth for what they
+// hold (the OSS meta and data objects, the MaxCompute ledger table), so a
+// connector whose workflow was lost resumes from the sink rather than from
+// the consumer group, which may lag.
 type Resumer interface {
-	// Resume returns the first offset ever written and the end of the last
-	// committed range for topic[partition]; ok is false when the sink has no
-	// state for it.
-	Resume(ctx context.Context, connector, topic string, partition int32) (start, next int64, ok bool, err error)
+	// Resume returns where topic[partition] continues; ok is false when the
+	// sink holds nothing of the connector's for it. writer is the resuming
+	// writer (see BatchID.Writer).
+	Resume(ctx context.Context, connector, topic string, partition int32, writer string) (p ResumePoint, ok bool, err error)
 }
+
+// ResumePoint is where a partition continues after its workflow was lost.
+type ResumePoint struct {
+	// Start is the first offset the connector ever wrote for the partition.
+	Start int64 `json:"start"`
+	// Next is the end of the last range known to be complete.
+	Next int64 `json:"next"`
+	// Pending is a range at Next whose write had begun (its sessions are
+	// recorded) but is not known to be complete: the connector finishes it
+	// with the same sessions before planning anything new.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// Pending is a range whose write began: its cut and sessions.
+type Pending struct {
+	First    int64     `json:"first"`
+	End      int64     `json:"end"`
+	Sessions []Session `json:"sessions,omitempty"`
+}
+
+// Mark kinds: ranges a sink records without holding their records.
+const (
+	// MarkGap is a declared gap: offsets deleted from Kafka (retention)
+	// before they were dumped, acknowledged by an operator.
+	MarkGap = "gap"
+	// MarkRouted is a range sent to the error-data topic under tolerance
+	// continue because it could not be written.
+	MarkRouted = "routed"
+)
+
+// Mark is a range the ledger accounts for without the sink holding it.
+type Mark struct {
+	ID      BatchID
+	Kind    string // MarkGap or MarkRouted
+	Records int64  // records routed (MarkRouted)
+	Reason  string // why: the write error, or who acknowledged the loss
+	// FirstTimestamp is the timestamp of the range's first record (zero for
+	// a gap): OSS puts a routed marker where the range's object would be.
+	FirstTimestamp time.Time
+	At             time.Time
+}
+
+// Marker is implemented by sinks whose ledger records declared gaps and
+// routed ranges, so verify accounts for them from the sink alone.
+type Marker interface {
+	// Mark records m. It reports written=true, and records nothing, when the
+	// sink already holds the range's data (a write that succeeded although
+	// its activity failed): the range must not be routed then.
+	Mark(ctx context.Context, m Mark) (written bool, err error)
+}
+
+// ErrConcurrentWriter is the PermanentError type of a batch refused because
+// another writer holds the partition.
+const ErrConcurrentWriter = "ConcurrentWriter"
 
 // Checker is implemented by sinks that can check, up front, that the
 // destination exists and the credentials work.

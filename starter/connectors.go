@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/workers/runner"
@@ -76,7 +77,7 @@ func startConnector(ctx context.Context, c client.Client, spec *connector.Spec) 
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-	}, workflows.ConnectorName, workflows.ConnectorInput{Spec: *spec})
+	}, workflows.ConnectorName, workflows.NewInput(spec))
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, fmt.Errorf("connector %s is already running (workflow %s); use 'starter delete %s' first to replace it", spec.Name, spec.WorkflowID(), spec.Name)
@@ -146,6 +147,9 @@ func printStatus(w *os.File, st workflows.Status) {
 	if st.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", st.Error)
 	}
+	if st.Warning != "" {
+		fmt.Fprintf(w, "warning: %s\n", st.Warning)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "PARTITION\tSTATE\tNEXT\tHIGH WATERMARK\tLAG\tRECORDS\tBYTES\tOBJECTS\tDLQ\tERROR-TOPIC\t")
 	var lag, recs, bytes, objs, dlq int64
@@ -156,6 +160,12 @@ func printStatus(w *os.File, st workflows.Status) {
 	fmt.Fprintf(tw, "total\t\t\t\t%d\t%d\t%s\t%d\t%d\t\t\n", lag, recs, human(bytes), objs, dlq)
 	tw.Flush()
 	for _, p := range st.Partitions {
+		if p.Pending != nil {
+			fmt.Fprintf(w, "partition %d: writing [%d,%d)\n", p.Partition, p.Pending.First, p.Pending.End)
+		}
+		for _, g := range p.Gaps {
+			fmt.Fprintf(w, "partition %d: declared gap [%d,%d), acknowledged by %s at %s\n", p.Partition, g.First, g.End, g.By, g.At.Format(time.RFC3339))
+		}
 		if p.LastError != "" {
 			fmt.Fprintf(w, "partition %d: %s\n", p.Partition, p.LastError)
 		}
@@ -209,6 +219,8 @@ func cmdDelete(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("delete", flag.ContinueOnError)
 	var g globals
 	g.register(fs)
+	force := fs.Bool("force", false, "terminate at once instead of letting in-flight writes finish (their data is kept and counted when the connector is created again)")
+	wait := fs.Duration("wait", 5*time.Minute, "how long to wait for in-flight writes to finish")
 	a, err := parse(fs, args, 1, "NAME")
 	if err != nil {
 		return err
@@ -218,13 +230,67 @@ func cmdDelete(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.TerminateWorkflow(ctx, connector.WorkflowID(a[0]), "", "deleted by starter delete"); err != nil {
-		return notFound(a[0], err)
+	id := connector.WorkflowID(a[0])
+	if *force {
+		if err := c.TerminateWorkflow(ctx, id, "", "deleted by starter delete --force"); err != nil {
+			return notFound(a[0], err)
+		}
+	} else {
+		// Cancel: the connector stops planning, lets the writes it has in
+		// flight finish, commits its cursors to the group, then ends.
+		if err := c.CancelWorkflow(ctx, id, ""); err != nil {
+			return notFound(a[0], err)
+		}
+		if !g.json {
+			fmt.Printf("connector %s: cancel requested; waiting for in-flight writes to finish ...\n", a[0])
+		}
+		wctx, cancel := context.WithTimeout(ctx, *wait)
+		defer cancel()
+		err := c.GetWorkflow(wctx, id, "").Get(wctx, nil)
+		var canceled *temporal.CanceledError
+		switch {
+		case err == nil, errors.As(err, &canceled):
+		case wctx.Err() != nil:
+			return fmt.Errorf("connector %s did not finish within %s (it is still finishing its writes); check with 'starter status %s', or use --force", a[0], *wait, a[0])
+		default:
+			return fmt.Errorf("connector %s ended with: %w", a[0], err)
+		}
 	}
 	if g.json {
 		return printJSON(map[string]string{"connector": a[0], "deleted": "true"})
 	}
 	fmt.Printf("connector %s deleted; its sink data and group offsets (connect-%s) are kept, so 'starter create' resumes where it stopped\n", a[0], a[0])
+	return nil
+}
+
+// cmdAckDataLoss acknowledges a data-lost partition.
+func cmdAckDataLoss(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("ack-data-loss", flag.ContinueOnError)
+	var g globals
+	g.register(fs)
+	partition := fs.Int("partition", -1, "the partition to acknowledge (default: every data-lost partition)")
+	by := fs.String("by", envOr("USER", "operator"), "who acknowledges, recorded in the sink's ledger with the gap")
+	a, err := parse(fs, args, 1, "NAME")
+	if err != nil {
+		return err
+	}
+	c, err := dial(ctx, &g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ack := workflows.AckDataLoss{By: *by + " (starter ack-data-loss)"}
+	if *partition >= 0 {
+		p := int32(*partition)
+		ack.Partition = &p
+	}
+	if err := c.SignalWorkflow(ctx, connector.WorkflowID(a[0]), "", workflows.SignalAckDataLoss, ack); err != nil {
+		return notFound(a[0], err)
+	}
+	if g.json {
+		return printJSON(map[string]any{"connector": a[0], "signal": workflows.SignalAckDataLoss, "payload": ack})
+	}
+	fmt.Printf("connector %s: data loss acknowledged; the gap is recorded in the sink's ledger and 'starter verify %s' lists it as declared\n", a[0], a[0])
 	return nil
 }
 

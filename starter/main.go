@@ -6,7 +6,8 @@
 //	starter list                       connectors and their states
 //	starter status NAME                per-partition progress
 //	starter pause NAME | resume NAME   signal the connector
-//	starter delete NAME                stop the connector (data and offsets stay)
+//	starter delete NAME                stop the connector after its in-flight writes (data and offsets stay)
+//	starter ack-data-loss NAME         acknowledge a data-lost partition; the gap is declared
 //	starter verify NAME                offset-coverage ledger; exit 1 on gaps or overlaps
 //	starter table show|partitions|rows MaxCompute inspection through the SDK
 //	starter demo                       the whole local stack plus demo connectors
@@ -49,7 +50,8 @@ var commands = []command{
 	{"status", "NAME", "show a connector's per-partition progress", cmdStatus},
 	{"pause", "NAME", "pause a connector after its current batches", cmdPause},
 	{"resume", "NAME", "resume a paused or stopped connector", cmdResume},
-	{"delete", "NAME", "stop a connector (sink data and group offsets stay)", cmdDelete},
+	{"delete", "NAME", "stop a connector after its in-flight writes (sink data and group offsets stay)", cmdDelete},
+	{"ack-data-loss", "NAME", "acknowledge records deleted before they were dumped; the partition goes on", cmdAckDataLoss},
 	{"verify", "NAME", "check that the sink's ranges tile [start, committed) exactly", cmdVerify},
 	{"table", "show|partitions|rows NAME", "inspect a MaxCompute connector's table", cmdTable},
 	{"demo", "", "run the local stack, produce sample data and start the example connectors", cmdDemo},
@@ -58,7 +60,7 @@ var commands = []command{
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: starter COMMAND [flags] [args]\n\ncommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %-28s %s\n", c.name, c.args, c.help)
+		fmt.Fprintf(os.Stderr, "  %-13s %-28s %s\n", c.name, c.args, c.help)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun 'starter COMMAND -h' for a command's flags.\n")
 }

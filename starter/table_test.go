@@ -85,7 +85,7 @@ sink:
 	}
 	ctx := context.Background()
 	id := sink.BatchID{Connector: spec.Name, Topic: tblTopic, First: 0, End: 4}
-	prep, err := s.Prepare(ctx, id, []string{"pt=11-17-2020 14", "pt=11-17-2020 15"})
+	prep, err := s.Prepare(ctx, id, []string{"pt=11-17-2020 14", "pt=11-17-2020 15"}, nil)
 	require.NoError(t, err)
 	b, err := s.Begin(ctx, id, prep)
 	require.NoError(t, err)
@@ -252,7 +252,11 @@ func TestTableAsksTheWorkflow(t *testing.T) {
 	spec := *f.spec
 	ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) {
 		r.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.ConnectorInput) error {
-			if err := workflow.SetQueryHandler(ctx, workflows.QuerySpec, func() (connector.Spec, error) { return in.Spec, nil }); err != nil {
+			spec, err := connector.ParseJSON(in.Spec)
+			if err != nil {
+				return err
+			}
+			if err := workflow.SetQueryHandler(ctx, workflows.QuerySpec, func() (connector.Spec, error) { return *spec, nil }); err != nil {
 				return err
 			}
 			return workflow.Await(ctx, func() bool { return false })
@@ -260,7 +264,7 @@ func TestTableAsksTheWorkflow(t *testing.T) {
 	})
 	_, err := ts.GetDefaultClient().ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue,
-	}, workflows.ConnectorName, workflows.ConnectorInput{Spec: spec})
+	}, workflows.ConnectorName, workflows.NewInput(&spec))
 	require.NoError(t, err)
 
 	tflags := []string{"--temporal", ts.GetFrontendHostPort(), "--namespace", ts.GetDefaultNamespace()}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
@@ -17,6 +18,7 @@ func cmdVerify(ctx context.Context, args []string) error {
 	var g globals
 	g.register(fs)
 	file := fs.String("f", "", "read the spec from this file instead of asking the running connector")
+	deep := fs.Bool("deep", false, "also read the data itself (object bodies, table rows) and compare each range's count and checksum with Kafka's records")
 	a, err := parse(fs, args, 1, "NAME")
 	if err != nil {
 		return err
@@ -52,7 +54,11 @@ func cmdVerify(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	rep, err := verify.Run(ctx, spec, cursors)
+	opts := verify.Options{Deep: *deep}
+	if *deep && !g.json {
+		opts.Progress = progressLine(os.Stderr)
+	}
+	rep, err := verify.Run(ctx, spec, cursors, opts)
 	if err != nil {
 		return err
 	}
@@ -101,15 +107,20 @@ func groupCursors(ctx context.Context, spec *connector.Spec) (map[int32]verify.C
 }
 
 func printReport(rep verify.Report, source string) {
-	fmt.Printf("verify %s (%s sink), committed offsets from %s\n", rep.Connector, rep.Sink, source)
+	mode := "metadata"
+	if rep.Deep {
+		mode = "deep: data compared with Kafka"
+	}
+	fmt.Printf("verify %s (%s sink, %s), committed offsets from %s\n", rep.Connector, rep.Sink, mode, source)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PARTITION\tSTART\tCOMMITTED\tRANGES\tRECORDS\tGAPS\tOVERLAPS\tDUPLICATES\tAHEAD\tRESULT\t")
+	fmt.Fprintln(tw, "PARTITION\tSTART\tCOMMITTED\tRANGES\tRECORDS\tGAPS\tOVERLAPS\tDECLARED\tROUTED\tCHECKED\tMISMATCHES\tAHEAD\tRESULT\t")
 	for _, p := range rep.Partitions {
 		res := "exact"
-		if !p.OK() || p.Duplicates > 0 {
+		if !p.OK() {
 			res = "BROKEN"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", p.Partition, p.Start, p.Committed, p.Ranges, p.Records, len(p.Gaps), len(p.Overlaps), p.Duplicates, len(p.Ahead), res)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", p.Partition, p.Start, p.Committed, p.Ranges, p.Records,
+			len(p.Gaps), len(p.Overlaps), len(p.Declared), len(p.Routed), p.Checked, len(p.Mismatches), len(p.Ahead), res)
 	}
 	tw.Flush()
 	for _, p := range rep.Partitions {
@@ -119,13 +130,54 @@ func printReport(rep verify.Report, source string) {
 		for _, r := range p.Overlaps {
 			fmt.Printf("partition %d: OVERLAP [%d,%d) written twice (%s)\n", p.Partition, r.First, r.End, r.Object)
 		}
+		for _, m := range p.Mismatches {
+			fmt.Printf("partition %d: MISMATCH [%d,%d) %s: %s\n", p.Partition, m.First, m.End, m.Object, m.Problem)
+		}
+		for _, r := range p.Declared {
+			fmt.Printf("partition %d: declared gap [%d,%d): %s\n", p.Partition, r.First, r.End, r.Note)
+		}
+		for _, r := range p.Routed {
+			fmt.Printf("partition %d: routed [%d,%d) to the error-data topic (%d records): %s\n", p.Partition, r.First, r.End, r.Records, r.Note)
+		}
 		for _, r := range p.Ahead {
 			fmt.Printf("partition %d: ahead [%d,%d) written, offset commit pending (%s)\n", p.Partition, r.First, r.End, r.Object)
 		}
 	}
+	for _, f := range rep.Foreign {
+		fmt.Printf("FOREIGN OBJECT %s: %s\n", f.Key, f.Reason)
+	}
+	if n := len(rep.Other); n > 0 {
+		fmt.Printf("%d other keys in the folder are not dumpflow objects (e.g. %s)\n", n, rep.Other[0])
+	}
+	for _, n := range rep.Notes {
+		fmt.Println("note: " + n)
+	}
 	if rep.OK {
 		fmt.Println("OK: every partition's ranges tile [start, committed) exactly")
 	} else {
-		fmt.Println("FAILED: gaps or overlaps found")
+		fmt.Println("FAILED: gaps, overlaps, mismatches or foreign objects found")
 	}
+}
+
+// progressLine prints progress on one line of a terminal, or a line every
+// few seconds elsewhere.
+func progressLine(w *os.File) func(string, ...any) {
+	tty := isTerminal(w)
+	var last time.Time
+	return func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", msg)
+			return
+		}
+		if time.Since(last) >= 5*time.Second {
+			fmt.Fprintln(w, msg)
+			last = time.Now()
+		}
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

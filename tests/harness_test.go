@@ -178,7 +178,7 @@ func (s *stack) start(spec *connector.Spec, historyLimit int) {
 	s.t.Helper()
 	_, err := s.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue,
-	}, workflows.ConnectorName, workflows.ConnectorInput{Spec: *spec, HistoryLimit: historyLimit})
+	}, workflows.ConnectorName, withLimit(workflows.NewInput(spec), historyLimit))
 	require.NoError(s.t, err)
 }
 
@@ -241,8 +241,14 @@ func (s *stack) ossObjects(spec *connector.Spec) []ossink.Object {
 	s.t.Helper()
 	sk, err := ossink.New(spec, connector.Credentials{AccessKeyID: "dumpflow", AccessKeySecret: "dumpflow-secret"})
 	require.NoError(s.t, err)
-	objs, err := sk.Objects(context.Background(), spec.Name, spec.Kafka.Topic)
+	listing, err := sk.Objects(context.Background(), spec.Kafka.Topic)
 	require.NoError(s.t, err)
+	var objs []ossink.Object
+	for _, o := range listing.Objects {
+		if o.Connector == spec.Name {
+			objs = append(objs, o)
+		}
+	}
 	require.NotEmpty(s.t, objs)
 	return objs
 }
@@ -317,4 +323,9 @@ func requireEachOnce(t *testing.T, counts map[string]int, topic string, partitio
 	}
 	require.Zero(t, missing, "values missing from the sink")
 	require.Zero(t, dup, "values present more than once")
+}
+
+func withLimit(in workflows.ConnectorInput, limit int) workflows.ConnectorInput {
+	in.HistoryLimit = limit
+	return in
 }

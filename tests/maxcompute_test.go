@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -416,7 +417,8 @@ func newCommitGate(next http.Handler) *commitGate {
 
 func (g *commitGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if r.Method != http.MethodPost || !q.Has("uploadid") { // only commits (POST ?uploadid=ID)
+	// Only data commits (POST ?uploadid=ID), not the ledger table's.
+	if r.Method != http.MethodPost || !q.Has("uploadid") || strings.Contains(r.URL.Path, "/tables/"+maxcompute.DefaultLedgerTable) {
 		g.next.ServeHTTP(w, r)
 		return
 	}

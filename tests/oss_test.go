@@ -160,7 +160,7 @@ func TestResumeFromMetaAfterWorkflowLost(t *testing.T) {
 	s.start(spec, 0)
 	st := s.waitFor(spec.Name, time.Minute, "caught up after the restart", caughtUp(2000))
 	for _, p := range st.Partitions {
-		require.Equal(t, "sink-meta", p.From, "partition %d resumed from %s", p.Partition, p.From)
+		require.Equal(t, "sink", p.From, "partition %d resumed from %s", p.Partition, p.From)
 		require.Equal(t, int64(0), p.Start)
 		require.Equal(t, int64(1000), p.Records, "the new workflow writes only the new records")
 	}

@@ -1,7 +1,10 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -9,30 +12,54 @@ import (
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/sink"
 )
 
-// Names of the workflow, its task queue, signals and query.
+// Names of the workflow, its task queue, signals and queries.
 const (
 	ConnectorName = "Connector"
 	TaskQueue     = "dumpflow"
 	SignalPause   = "pause"
 	SignalResume  = "resume"
-	QueryStatus   = "status"
-	QuerySpec     = "spec"
+	// SignalAckDataLoss acknowledges that a partition's records were
+	// deleted from Kafka (retention) before they were dumped; payload
+	// AckDataLoss. The partition records the declared gap and goes on.
+	SignalAckDataLoss = "acknowledge-data-loss"
+	QueryStatus       = "status"
+	QuerySpec         = activities.SpecQuery
 )
+
+// versionV2 is the GetVersion change id of the second build's connector.
+// Runs without its marker (started by the first build) run legacyConnector.
+const versionV2 = "dumpflow-v2"
 
 // DefaultHistoryLimit is the history length at which a connector run
 // continues as new, carrying its cursors. Temporal warns at 10k events.
 const DefaultHistoryLimit = 4000
 
+// maxDiscoveryInterval is how often, at least, a running connector looks
+// for new partitions.
+const maxDiscoveryInterval = time.Minute
+
 // ConnectorInput is the Connector workflow's single input.
 type ConnectorInput struct {
-	// Spec is the connector spec. Required.
-	Spec connector.Spec `json:"spec"`
+	// Spec is the connector spec, as JSON. Required. It is decoded
+	// strictly: an unknown field (in any letter case) is an error, as with
+	// starter create.
+	Spec json.RawMessage `json:"spec"`
 	// State is carried across continue-as-new; leave it out on start.
 	State *ConnectorState `json:"state,omitempty"`
 	// HistoryLimit is when a run continues as new. Optional. Default: 4000.
 	HistoryLimit int `json:"historyLimit,omitempty"`
+	// DiscoveryInterval is how often the connector looks for new
+	// partitions, e.g. "30s". Optional. Default and maximum: 1m.
+	DiscoveryInterval connector.Duration `json:"discoveryInterval,omitempty"`
+}
+
+// NewInput is the input that starts spec's connector.
+func NewInput(spec *connector.Spec) ConnectorInput {
+	b, _ := json.Marshal(spec)
+	return ConnectorInput{Spec: b}
 }
 
 // ConnectorState is the durable state of a connector between runs.
@@ -40,13 +67,22 @@ type ConnectorState struct {
 	Paused     bool              `json:"paused"`
 	Run        int               `json:"run"`
 	Partitions []*PartitionState `json:"partitions"`
+	// Discovered is set once the first discovery placed the partitions
+	// that existed when the connector started; partitions found later
+	// start at their earliest offset.
+	Discovered bool `json:"discovered,omitempty"`
+	// TopicID is the topic's id at the first discovery: a recreated topic
+	// has another.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // Partition states.
 const (
-	StateRunning = "running" // writing, or waiting for data
-	StatePaused  = "paused"
-	StateStopped = "stopped" // parked until a resume signal
+	StateRunning  = "running" // writing, or waiting for data
+	StatePaused   = "paused"
+	StateStopped  = "stopped"   // parked until a resume signal
+	StateDataLost = "data-lost" // parked until acknowledge-data-loss
+	StateError    = "error"     // its offsets cannot be read; retried
 )
 
 // PartitionState is one partition's cursor and counters.
@@ -73,18 +109,64 @@ type PartitionState struct {
 	// Backlog is set while the cursor is behind the high watermark seen at
 	// the last plan: the next fetch does not wait for the flush interval.
 	Backlog bool `json:"backlog,omitempty"`
+
+	// Stable is the last stable offset seen at the last plan.
+	Stable int64 `json:"stable,omitempty"`
+	// Pending is the range being written: its cut and sessions are decided
+	// once and kept until it is done, through retries, expiry, stop and
+	// resume, and continue-as-new.
+	Pending *Pending `json:"pending,omitempty"`
+	// DataLost is set while the partition is parked because [First, End)
+	// was deleted from Kafka before it was dumped.
+	DataLost *sink.Range `json:"dataLost,omitempty"`
+	// AckBy is set by acknowledge-data-loss until the gap is declared.
+	AckBy string `json:"ackBy,omitempty"`
+	// Gaps are the gaps declared so far (the last few).
+	Gaps []DeclaredGap `json:"gaps,omitempty"`
+	// FetchErrors counts consecutive plans that failed for this partition.
+	FetchErrors int `json:"fetchErrors,omitempty"`
+}
+
+// Pending is a range being written.
+type Pending struct {
+	First    int64              `json:"first"`
+	End      int64              `json:"end"`
+	Records  int64              `json:"records,omitempty"`
+	Bytes    int64              `json:"bytes,omitempty"`
+	Parts    []string           `json:"parts,omitempty"`
+	Sessions []sink.Session     `json:"sessions,omitempty"`
+	Poison   *activities.Poison `json:"poison,omitempty"`
+}
+
+// DeclaredGap is a range an operator acknowledged as lost.
+type DeclaredGap struct {
+	First int64     `json:"first"`
+	End   int64     `json:"end"`
+	By    string    `json:"by"`
+	At    time.Time `json:"at"`
+}
+
+// AckDataLoss is acknowledge-data-loss's payload. Partition selects one
+// partition; without it every data-lost partition is acknowledged.
+type AckDataLoss struct {
+	Partition *int32 `json:"partition,omitempty"`
+	// By names who acknowledges, for the ledger. Optional.
+	By string `json:"by,omitempty"`
 }
 
 // Status is the answer to the status query.
 type Status struct {
-	Name          string            `json:"name"`
-	Topic         string            `json:"topic"`
-	Sink          string            `json:"sink"`
-	Paused        bool              `json:"paused"`
-	Run           int               `json:"run"`
-	HistoryLength int               `json:"historyLength"`
-	Error         string            `json:"error,omitempty"`
-	Partitions    []PartitionStatus `json:"partitions"`
+	Name          string `json:"name"`
+	Topic         string `json:"topic"`
+	Sink          string `json:"sink"`
+	Paused        bool   `json:"paused"`
+	Run           int    `json:"run"`
+	HistoryLength int    `json:"historyLength"`
+	Error         string `json:"error,omitempty"`
+	// Warning is set when the spec no longer passes this build's
+	// validation: the connector keeps running as it was started.
+	Warning    string            `json:"warning,omitempty"`
+	Partitions []PartitionStatus `json:"partitions"`
 }
 
 // PartitionStatus is one partition's row in Status.
@@ -95,83 +177,248 @@ type PartitionStatus struct {
 }
 
 type conn struct {
-	spec     connector.Spec
-	st       *ConnectorState
-	limit    int
-	draining bool
-	loops    int
-	err      string // connector-level error, e.g. discovery failing
+	spec              connector.Spec
+	specRef           string
+	writer            string
+	warning           string
+	st                *ConnectorState
+	limit             int
+	draining          bool
+	loops             int
+	discovery         bool   // the discovery goroutine runs
+	err               string // connector-level error, e.g. discovery failing
+	commitErr         string
+	signals           *signalLog
+	applied           int // signals of the log applied
+	discoveryInterval time.Duration
+	queued            map[string][]any
 }
 
-// Connector runs a connector: it discovers the topic's partitions, runs
-// spec.Concurrency partition loops (fetch-range → write-partition →
-// commit-offset), answers the status query, obeys pause/resume, and
-// continues as new well before history grows large. It never fails on a
-// data or destination error: a partition either routes the failed range to
-// the error-data topic (tolerance continue) or parks as stopped until
-// resumed (tolerance stop).
+// Connector runs a connector: it discovers the topic's partitions (and
+// looks for new ones every minute), runs spec.Concurrency partition loops
+// (fetch-range → [prepare] → write-partition → commit-offset), answers the
+// status and spec queries, obeys pause, resume and acknowledge-data-loss in
+// the order sent, and continues as new well before history grows large. It
+// never fails on a data or destination error: a partition routes a failed
+// range to the error-data topic (tolerance continue) or parks as stopped
+// until resumed (tolerance stop, or an error no retry can fix). A partition
+// whose records were deleted before they were dumped parks as data-lost.
+//
+// Cancelling the workflow (starter delete) lets every write in flight
+// finish and commits the cursors to the consumer group before it ends.
 func Connector(ctx workflow.Context, in ConnectorInput) error {
-	spec := in.Spec
-	spec.Default()
-	if err := spec.Validate(); err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
+	if workflow.GetVersion(ctx, versionV2, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		spec, err := connector.DecodeLenient(in.Spec)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
+		}
+		spec.Default()
+		if err := spec.Validate(); err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
+		}
+		return legacyConnector(ctx, in, *spec)
 	}
-	c := &conn{spec: spec, st: in.State, limit: in.HistoryLimit}
+	spec, warning, err := decodeSpec(in)
+	if err != nil {
+		return err
+	}
+	info := workflow.GetInfo(ctx)
+	if want := connector.WorkflowID(spec.Name); info.WorkflowExecution.ID != want {
+		err := fmt.Errorf("connector %s must run as workflow %s, not %s: one connector name has one workflow, so two workflows can never write the same data (start it with 'starter create' or --workflow-id %s)",
+			spec.Name, want, info.WorkflowExecution.ID, want)
+		return temporal.NewNonRetryableApplicationError(err.Error(), "WrongWorkflowID", err)
+	}
+	c := &conn{
+		spec:    *spec,
+		specRef: activities.Remember(spec),
+		writer:  info.Namespace + "/" + info.WorkflowExecution.ID + "/" + info.FirstRunID,
+		warning: warning,
+		st:      in.State,
+		limit:   in.HistoryLimit,
+		signals: signalLogOf(ctx),
+		queued:  map[string][]any{},
+	}
 	if c.limit <= 0 {
 		c.limit = DefaultHistoryLimit
+	}
+	c.discoveryInterval = in.DiscoveryInterval.D()
+	if c.discoveryInterval <= 0 || c.discoveryInterval > maxDiscoveryInterval {
+		c.discoveryInterval = maxDiscoveryInterval
 	}
 	if c.st == nil {
 		c.st = &ConnectorState{}
 	} else {
 		c.st.Run++
+		if len(c.st.Partitions) > 0 {
+			c.st.Discovered = true // state of a first-build run
+		}
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return c.status(ctx), nil }); err != nil {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryStatus, func() (Status, error) { return c.status(ctx), nil },
+		workflow.QueryHandlerOptions{Description: "Per-partition progress: cursor, lag, counters, state and last error."}); err != nil {
 		return err
 	}
-	if err := workflow.SetQueryHandler(ctx, QuerySpec, func() (connector.Spec, error) { return c.spec, nil }); err != nil {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QuerySpec, func() (connector.Spec, error) { return c.spec, nil },
+		workflow.QueryHandlerOptions{Description: "The connector spec with defaults filled in."}); err != nil {
 		return err
 	}
-	pauseCh := workflow.GetSignalChannel(ctx, SignalPause)
-	resumeCh := workflow.GetSignalChannel(ctx, SignalResume)
+	chans := c.signalChannels(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(pauseCh, func(ch workflow.ReceiveChannel, _ bool) { ch.Receive(ctx, nil); c.pause() })
-			sel.AddReceive(resumeCh, func(ch workflow.ReceiveChannel, _ bool) { ch.Receive(ctx, nil); c.resume() })
+			for _, ch := range chans {
+				sel.AddReceive(ch.ch, func(workflow.ReceiveChannel, bool) {})
+			}
 			sel.Select(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			c.applySignals(chans)
 		}
 	})
 
-	c.discover(ctx)
-
-	groups := c.groups()
-	if len(groups) == 0 {
-		// A topic without partitions: look again later.
-		if err := workflow.Sleep(ctx, time.Minute); err != nil {
-			return err
-		}
+	if err := c.discover(ctx, true); err != nil {
+		return c.finish(ctx, err)
 	}
-	c.loops = len(groups)
-	for _, g := range groups {
+	c.loops = c.spec.Concurrency
+	for i := range c.spec.Concurrency {
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer func() { c.loops-- }()
-			c.loop(ctx, g)
+			c.loop(ctx, i)
 		})
 	}
-	if err := workflow.Await(ctx, func() bool { return c.loops == 0 }); err != nil {
+	c.discovery = true
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { c.discovery = false }()
+		for {
+			ok, err := workflow.AwaitWithTimeout(ctx, c.discoveryInterval, func() bool { return c.draining })
+			if err != nil || ok || c.draining {
+				return
+			}
+			_ = c.discover(ctx, false)
+			c.checkHistory(ctx)
+		}
+	})
+	// Wait on a disconnected context: when the workflow is cancelled the
+	// loops stop planning but finish the writes they have in flight.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery }); err != nil {
 		return err
 	}
-	// Apply signals that arrived while draining, then carry everything over.
-	for pauseCh.ReceiveAsync(nil) {
-		c.pause()
+	if ctx.Err() != nil {
+		return c.finish(ctx, temporal.NewCanceledError())
 	}
-	for resumeCh.ReceiveAsync(nil) {
-		c.resume()
-	}
-	return workflow.NewContinueAsNewError(ctx, Connector, ConnectorInput{Spec: in.Spec, State: c.st, HistoryLimit: in.HistoryLimit})
+	// Apply signals that arrived while draining, in order, then carry
+	// everything over.
+	c.applySignals(chans)
+	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: in.Spec, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval})
 }
 
-func (c *conn) pause() { c.st.Paused = true }
+// decodeSpec decodes the input's spec strictly. A first run with an invalid
+// spec fails; a continued run whose spec a newer build finds invalid keeps
+// running with it and says so in status, so upgrading workers never stops a
+// running connector at its next continue-as-new.
+func decodeSpec(in ConnectorInput) (*connector.Spec, string, error) {
+	spec, err := connector.ParseJSON(in.Spec)
+	if err == nil {
+		return spec, "", nil
+	}
+	if in.State == nil {
+		return nil, "", temporal.NewNonRetryableApplicationError(err.Error(), "InvalidSpec", err)
+	}
+	lenient, lerr := connector.DecodeLenient(in.Spec)
+	if lerr != nil {
+		return nil, "", temporal.NewNonRetryableApplicationError(lerr.Error(), "InvalidSpec", lerr)
+	}
+	lenient.Default()
+	return lenient, "the spec no longer passes validation; the connector keeps running as started: " + err.Error(), nil
+}
+
+// finish ends a run that was cancelled (starter delete): the loops have let
+// their writes finish; the cursors are committed to the group, then the
+// workflow ends as cancelled.
+func (c *conn) finish(ctx workflow.Context, err error) error {
+	if !temporal.IsCanceledError(err) && !errors.Is(err, workflow.ErrCanceled) {
+		return err
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var offs []activities.Cursor
+	for _, p := range c.st.Partitions {
+		offs = append(offs, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start})
+	}
+	if len(offs) > 0 {
+		_ = c.commit(dctx, offs)
+	}
+	return err
+}
+
+// namedChannel is a signal channel and its name.
+type namedChannel struct {
+	name string
+	ch   workflow.ReceiveChannel
+}
+
+func (c *conn) signalChannels(ctx workflow.Context) []namedChannel {
+	var out []namedChannel
+	for _, n := range []string{SignalPause, SignalResume, SignalAckDataLoss} {
+		out = append(out, namedChannel{n, workflow.GetSignalChannelWithOptions(ctx, n, workflow.SignalChannelOptions{Description: signalDescriptions[n]})})
+	}
+	return out
+}
+
+var signalDescriptions = map[string]string{
+	SignalPause:       "Pause every partition after its current batch. No payload.",
+	SignalResume:      "Resume paused and stopped partitions; a partition stopped on a poison record sends it to the dead-letter topic and goes on. No payload.",
+	SignalAckDataLoss: `Acknowledge that a data-lost partition's records were deleted before they were dumped: the gap is recorded in the sink's ledger and the partition continues at the log start. Payload {"partition": N, "by": "name"}; without partition, every data-lost partition.`,
+}
+
+// applySignals takes every pending signal off its channel and applies them
+// in the order they were sent (SignalOrder), or in a fixed order when the
+// worker does not record it.
+func (c *conn) applySignals(chans []namedChannel) {
+	for _, ch := range chans {
+		for {
+			var v any
+			var ack AckDataLoss
+			ok := false
+			if ch.name == SignalAckDataLoss {
+				ok = ch.ch.ReceiveAsync(&ack)
+				v = ack
+			} else {
+				ok = ch.ch.ReceiveAsync(nil)
+			}
+			if !ok {
+				break
+			}
+			c.queued[ch.name] = append(c.queued[ch.name], v)
+		}
+	}
+	apply := func(name string) {
+		q := c.queued[name]
+		if len(q) == 0 {
+			return
+		}
+		v := q[0]
+		c.queued[name] = q[1:]
+		switch name {
+		case SignalPause:
+			c.st.Paused = true
+		case SignalResume:
+			c.resume()
+		case SignalAckDataLoss:
+			c.ackDataLoss(v.(AckDataLoss))
+		}
+	}
+	if c.signals != nil {
+		for ; c.applied < len(c.signals.names); c.applied++ {
+			apply(c.signals.names[c.applied])
+		}
+	}
+	for _, ch := range chans {
+		for len(c.queued[ch.name]) > 0 {
+			apply(ch.name)
+		}
+	}
+}
 
 func (c *conn) resume() {
 	c.st.Paused = false
@@ -187,46 +434,83 @@ func (c *conn) resume() {
 	}
 }
 
-// discover adds partitions not yet known, retrying (visibly, in status)
-// until the topic and sink are reachable.
-func (c *conn) discover(ctx workflow.Context) {
+func (c *conn) ackDataLoss(a AckDataLoss) {
+	by := a.By
+	if by == "" {
+		by = "signal " + SignalAckDataLoss
+	}
+	for _, p := range c.st.Partitions {
+		if p.DataLost != nil && (a.Partition == nil || *a.Partition == p.Partition) {
+			p.AckBy = by
+		}
+	}
+}
+
+// discover adds partitions not yet known. The first discovery of a run
+// retries (visibly, in status) until the topic and sink are reachable;
+// later ones try once and leave the error in status.
+func (c *conn) discover(ctx workflow.Context, first bool) error {
 	known := make([]int32, len(c.st.Partitions))
 	for i, p := range c.st.Partitions {
 		known[i] = p.Partition
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
+			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"}},
 	})
 	for {
 		var res activities.DiscoverResult
-		err := workflow.ExecuteActivity(actx, (*activities.Activities).Discover, activities.DiscoverInput{Spec: c.spec, Known: known}).Get(ctx, &res)
+		err := workflow.ExecuteActivity(actx, (*activities.Activities).Discover, activities.DiscoverInput{
+			SpecInput: activities.SpecInput{SpecRef: c.specRef}, Known: known, Version: activities.V2, Initial: !c.st.Discovered, Writer: c.writer,
+		}).Get(ctx, &res)
 		if err == nil {
 			c.err = ""
-			for _, ps := range res.Partitions {
-				c.st.Partitions = append(c.st.Partitions, &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1})
+			c.st.Discovered = true
+			if c.st.TopicID == "" {
+				c.st.TopicID = res.TopicID
 			}
-			return
+			for _, ps := range res.Partitions {
+				if slices.Contains(known, ps.Partition) {
+					continue
+				}
+				p := &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1}
+				if ps.Pending != nil {
+					p.Pending = &Pending{First: ps.Pending.First, End: ps.Pending.End, Sessions: ps.Pending.Sessions}
+					for _, s := range ps.Pending.Sessions {
+						p.Pending.Parts = append(p.Pending.Parts, s.Partition)
+					}
+				}
+				c.st.Partitions = append(c.st.Partitions, p)
+			}
+			return nil
 		}
-		if len(c.st.Partitions) > 0 {
-			// Known partitions keep running; new ones are looked for next run.
-			workflow.GetLogger(ctx).Warn("partition discovery failed", "error", err)
-			return
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		c.err = "discover: " + errMessage(err)
+		if !first || len(c.st.Partitions) > 0 {
+			// Known partitions keep running; new ones are looked for again.
+			workflow.GetLogger(ctx).Warn("partition discovery failed", "error", err)
+			return nil
+		}
 		workflow.GetLogger(ctx).Error("connector cannot start; retrying in 30s", "error", err)
-		_ = workflow.Sleep(ctx, 30*time.Second)
+		if err := workflow.Sleep(ctx, 30*time.Second); err != nil {
+			return err
+		}
 	}
 }
 
-// groups spreads partitions over spec.Concurrency loops round-robin.
-func (c *conn) groups() [][]*PartitionState {
-	n := min(c.spec.Concurrency, len(c.st.Partitions))
-	gs := make([][]*PartitionState, n)
-	for i, p := range c.st.Partitions {
-		gs[i%n] = append(gs[i%n], p)
+// group is loop i's partitions: every spec.Concurrency-th, so partitions
+// found later join a loop without moving the others.
+func (c *conn) group(i int) []*PartitionState {
+	var g []*PartitionState
+	for j, p := range c.st.Partitions {
+		if j%c.spec.Concurrency == i {
+			g = append(g, p)
+		}
 	}
-	return gs
+	return g
 }
 
 // checkHistory starts draining once the run's history is long enough.
@@ -239,14 +523,24 @@ func (c *conn) checkHistory(ctx workflow.Context) {
 
 func (c *conn) status(ctx workflow.Context) Status {
 	s := Status{Name: c.spec.Name, Topic: c.spec.Kafka.Topic, Sink: c.spec.Sink.Type, Paused: c.st.Paused,
-		Run: c.st.Run, HistoryLength: workflow.GetInfo(ctx).GetCurrentHistoryLength(), Error: c.err}
+		Run: c.st.Run, HistoryLength: workflow.GetInfo(ctx).GetCurrentHistoryLength(), Error: c.err, Warning: c.warning}
+	if c.commitErr != "" {
+		if s.Error != "" {
+			s.Error += "; "
+		}
+		s.Error += c.commitErr
+	}
 	for _, p := range c.st.Partitions {
 		ps := PartitionStatus{PartitionState: *p, State: StateRunning, Lag: max(0, p.HighWatermark-p.Next)}
 		switch {
 		case p.Stopped:
 			ps.State = StateStopped
+		case p.DataLost != nil:
+			ps.State = StateDataLost
 		case c.st.Paused:
 			ps.State = StatePaused
+		case p.FetchErrors >= 3:
+			ps.State = StateError
 		}
 		s.Partitions = append(s.Partitions, ps)
 	}
@@ -259,6 +553,14 @@ func errMessage(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		return appErr.Type() + ": " + appErr.Message()
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) {
+		return "canceled"
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return "timed out (" + timeout.TimeoutType().String() + ")"
 	}
 	return err.Error()
 }

@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -10,158 +12,101 @@ import (
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/sink"
 )
 
-// loop runs fetch-range → write-partition → commit-offset for a group of
-// partitions until the run drains for continue-as-new.
-func (c *conn) loop(ctx workflow.Context, group []*PartitionState) {
+// maxGapsKept is how many declared gaps a partition's state keeps (the
+// sink's ledger keeps them all).
+const maxGapsKept = 8
+
+// fetchErrorPause is how long a loop waits after a failed fetch.
+const fetchErrorPause = 10 * time.Second
+
+// loop runs loop i: fetch-range → [prepare] → write-partition for each of
+// its partitions with data, then commit-offset, until the run drains for
+// continue-as-new or is cancelled. A partition's range is cut once (by
+// FetchRanges, recorded in history) and kept in Pending until it is
+// written, routed or the partition is resumed past it.
+func (c *conn) loop(ctx workflow.Context, i int) {
 	flush := c.spec.Batch.FlushInterval.D()
 	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: flush + 2*time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
-	})
-	commitCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
+		StartToCloseTimeout: flush + 5*time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
+			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable", "TopicRecreated", "NoSuchTopic"}},
 	})
 	for {
-		if err := workflow.Await(ctx, func() bool { return c.draining || (!c.st.Paused && runnable(group)) }); err != nil || c.draining {
+		if err := workflow.Await(ctx, func() bool { return c.draining || (!c.st.Paused && runnable(c.group(i))) }); err != nil || c.draining {
 			return
+		}
+		group := c.group(i)
+		var moved []activities.Cursor
+		// Ranges already cut are finished first; so are acknowledged losses.
+		for _, p := range group {
+			switch {
+			case p.AckBy != "" && p.DataLost != nil:
+				c.declareGap(ctx, p)
+			case p.Pending != nil && !p.Stopped && p.DataLost == nil && !c.st.Paused:
+				if c.writePending(ctx, p) {
+					moved = append(moved, cursor(p))
+				}
+			}
 		}
 		var cursors []activities.Cursor
 		for _, p := range group {
-			if !p.Stopped {
-				cursors = append(cursors, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start, Backlog: p.Backlog})
+			if fetchable(p) {
+				cursors = append(cursors, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start, Backlog: p.Backlog, SkipAt: p.SkipAt})
 			}
 		}
-		var fetched activities.FetchRangesResult
-		if err := workflow.ExecuteActivity(fetchCtx, (*activities.Activities).FetchRanges, activities.FetchRangesInput{Spec: c.spec, Cursors: cursors}).Get(ctx, &fetched); err != nil {
-			for _, p := range group {
-				p.LastError = "fetch: " + errMessage(err)
+		if len(cursors) > 0 && !c.st.Paused && !c.draining && ctx.Err() == nil {
+			var fetched activities.FetchRangesResult
+			err := workflow.ExecuteActivity(fetchCtx, (*activities.Activities).FetchRanges, activities.FetchRangesInput{
+				SpecInput: activities.SpecInput{SpecRef: c.specRef}, Cursors: cursors, Version: activities.V2, TopicID: c.st.TopicID,
+			}).Get(ctx, &fetched)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				c.fetchFailed(group, err)
+				if workflow.Sleep(ctx, fetchErrorPause) != nil {
+					return
+				}
 			}
-			_ = workflow.Sleep(ctx, 10*time.Second)
-			c.checkHistory(ctx)
-			continue
+			for _, plan := range fetched.Plans {
+				p := find(group, plan.Partition)
+				if p == nil || !c.planned(p, plan) {
+					continue
+				}
+				if c.writePending(ctx, p) {
+					moved = append(moved, cursor(p))
+				}
+			}
 		}
-		var commits []activities.Cursor
-		for _, plan := range fetched.Plans {
-			p := find(group, plan.Partition)
-			p.HighWatermark, p.LogStart = plan.HighWatermark, plan.LogStart
-			if plan.PlanEnd <= plan.First || p.Next != plan.First || p.Stopped || c.st.Paused || c.draining {
-				p.Backlog = false
-				continue
-			}
-			if c.write(ctx, p, plan) {
-				commits = append(commits, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start})
-			}
-			p.Backlog = !p.Stopped && p.Next < plan.HighWatermark
-		}
-		if len(commits) > 0 {
-			if err := workflow.ExecuteActivity(commitCtx, (*activities.Activities).CommitOffsets, activities.CommitOffsetsInput{Spec: c.spec, Offsets: commits}).Get(ctx, nil); err != nil {
-				// The workflow's cursor is the truth; the group offset catches up next time.
-				workflow.GetLogger(ctx).Warn("commit offsets failed", "error", err)
+		if len(moved) > 0 {
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			if err := c.commit(dctx, moved); err != nil {
+				c.commitErr = "commit offsets: " + errMessage(err) + " (the sink holds the data and is where a connector resumes; the group offset catches up at the next commit)"
+			} else {
+				c.commitErr = ""
 			}
 		}
 		c.checkHistory(ctx)
 	}
 }
 
-// write writes one planned range and advances the cursor. It reports whether
-// the cursor moved.
-func (c *conn) write(ctx workflow.Context, p *PartitionState, plan activities.Plan) bool {
-	writeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    8,
-		},
-	})
-	in := activities.WriteInput{Spec: c.spec, Partition: p.Partition, Start: p.Start, First: plan.First, PlanEnd: plan.PlanEnd, SkipAt: p.SkipAt}
-	var res activities.WriteResult
-	var err error
-	for attempt := 0; ; attempt++ {
-		if c.spec.Sink.Type == connector.SinkMaxCompute {
-			var prep activities.PrepareResult
-			err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).PrepareWrite, activities.PrepareInput{
-				Spec: c.spec, Partition: p.Partition, Start: p.Start, First: plan.First, PlanEnd: plan.PlanEnd, SkipAt: p.SkipAt,
-			}).Get(ctx, &prep)
-			if err != nil {
-				break
-			}
-			in.End, in.Prepared = prep.End, prep.Prepared
-		}
-		err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).WritePartition, in).Get(ctx, &res)
-		// An upload session that expired can never be committed: prepare anew.
-		if err == nil || errType(err) != "SessionExpired" || attempt >= 2 {
-			break
-		}
-	}
-	if err != nil {
-		p.LastError = "write: " + errMessage(err)
-		// A non-retryable error is the destination's configuration (no such
-		// bucket or table, access denied, schema mismatch), not the data:
-		// routing every range to the error-data topic would divert the whole
-		// topic, so the partition parks until the cause is fixed and resumed.
-		if c.spec.Errors.Tolerance == connector.ToleranceStop || nonRetryable(err) {
-			p.Stopped = true
-			p.LastError += "; fix the cause, then signal resume"
-			return false
-		}
-		return c.route(ctx, p, plan, in.End, err)
-	}
-	p.Next = res.End
-	p.Records += res.Written.Records
-	p.Bytes += res.Written.Bytes
-	p.Objects += int64(len(res.Written.Objects))
-	p.DeadLetters += res.DeadLetters
-	if n := len(res.Written.Objects); n > 0 {
-		p.LastObject = res.Written.Objects[n-1]
-	}
-	if p.SkipAt >= 0 && p.SkipAt < p.Next {
-		p.SkipAt = -1
-	}
-	if res.Stopped != nil {
-		p.Stopped, p.Poison = true, res.Stopped
-		p.LastError = "stopped on record at offset " + strconv.FormatInt(res.Stopped.Offset, 10) + " (" + res.Stopped.Stage + "): " + res.Stopped.Error + "; signal resume to send it to the dead-letter topic and go on"
-	} else {
-		p.LastError = ""
-	}
-	return res.End > plan.First
+func cursor(p *PartitionState) activities.Cursor {
+	return activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start}
 }
 
-// route sends a range that still failed after its retries to the
-// error-data topic (tolerance continue). If even that fails the partition
-// stops: a range is never dropped.
-func (c *conn) route(ctx workflow.Context, p *PartitionState, plan activities.Plan, end int64, cause error) bool {
-	if end <= plan.First {
-		end = plan.PlanEnd
-	}
-	routeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
-	})
-	var rr activities.RouteRangeResult
-	err := workflow.ExecuteActivity(routeCtx, (*activities.Activities).RouteRange, activities.RouteRangeInput{
-		Spec: c.spec, Partition: p.Partition, First: plan.First, End: end, Reason: errMessage(cause),
-	}).Get(ctx, &rr)
-	if err != nil {
-		p.Stopped = true
-		p.LastError += "; routing the range to the error-data topic failed too: " + errMessage(err)
-		return false
-	}
-	p.ErrorRecords += rr.Records
-	p.Next = end
-	return true
+// fetchable says a partition needs a plan: it is not parked and has no
+// range in hand.
+func fetchable(p *PartitionState) bool {
+	return !p.Stopped && p.DataLost == nil && p.Pending == nil
 }
 
 func runnable(group []*PartitionState) bool {
 	for _, p := range group {
-		if !p.Stopped {
+		if fetchable(p) || p.Pending != nil && !p.Stopped && p.DataLost == nil || p.AckBy != "" && p.DataLost != nil {
 			return true
 		}
 	}
@@ -174,7 +119,248 @@ func find(group []*PartitionState, partition int32) *PartitionState {
 			return p
 		}
 	}
-	panic("partition not in group") // a plan always names a cursor it was given
+	return nil
+}
+
+// fetchFailed records a failed FetchRanges on the group's partitions. A
+// recreated topic parks them: its offsets now name other records.
+func (c *conn) fetchFailed(group []*PartitionState, err error) {
+	msg := "fetch: " + errMessage(err)
+	for _, p := range group {
+		if !fetchable(p) {
+			continue
+		}
+		p.LastError = msg
+		p.FetchErrors++
+		if errType(err) == "TopicRecreated" {
+			p.Stopped = true
+			p.LastError += "; reset the connector's offsets, then signal resume"
+		}
+	}
+}
+
+// planned takes a partition's plan; it reports whether the partition now
+// has a range to write.
+func (c *conn) planned(p *PartitionState, plan activities.Plan) bool {
+	p.HighWatermark, p.LogStart, p.Stable = plan.HighWatermark, plan.LogStart, plan.Stable
+	switch {
+	case plan.Error != "":
+		p.FetchErrors++
+		p.LastError = "fetch: " + plan.Error
+		return false
+	case plan.DataLost != nil:
+		p.FetchErrors = 0
+		p.DataLost = plan.DataLost
+		p.LastError = fmt.Sprintf("data lost: offsets [%d,%d) were deleted from Kafka (retention) before they were dumped; the partition waits until an operator acknowledges it (starter ack-data-loss %s --partition %d, or signal %s)",
+			plan.DataLost.First, plan.DataLost.End, c.spec.Name, p.Partition, SignalAckDataLoss)
+		return false
+	}
+	if p.FetchErrors > 0 {
+		p.FetchErrors = 0
+		p.LastError = ""
+	}
+	if p.Next != plan.First || !fetchable(p) || c.st.Paused || c.draining {
+		return false
+	}
+	p.Backlog = plan.PlanEnd > plan.First && plan.End < plan.HighWatermark
+	if plan.End > plan.First {
+		p.Pending = &Pending{First: plan.First, End: plan.End, Records: plan.Records, Bytes: plan.Bytes, Parts: plan.Parts, Poison: plan.Poison}
+		return true
+	}
+	if plan.Poison != nil {
+		c.park(p, plan.Poison)
+	}
+	return false
+}
+
+// park stops a partition on a poison record (tolerance stop).
+func (c *conn) park(p *PartitionState, poison *activities.Poison) {
+	p.Stopped, p.Poison = true, poison
+	p.LastError = "stopped on record at offset " + strconv.FormatInt(poison.Offset, 10) + " (" + poison.Stage + "): " + poison.Error + "; signal resume to send it to the dead-letter topic and go on"
+}
+
+// writePending writes the partition's pending range and advances its
+// cursor; it reports whether the cursor moved. Its activities run on a
+// disconnected context: cancelling the workflow lets them finish.
+func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	writeCtx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        8,
+			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"},
+		},
+	})
+	pend := p.Pending
+	mc := c.spec.Sink.Type == connector.SinkMaxCompute
+	var (
+		res activities.WriteResult
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		if mc && (len(pend.Sessions) == 0 || hasExpired(pend)) {
+			var prep activities.PrepareResult
+			err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).PrepareWrite, activities.PrepareInput{
+				SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
+				First: pend.First, End: pend.End, Parts: pend.Parts, Keep: liveSessions(pend), Writer: c.writer, SkipAt: p.SkipAt,
+			}).Get(ctx, &prep)
+			if err != nil {
+				break
+			}
+			pend.Sessions = prep.Prepared.Sessions
+		}
+		var prepared *sink.Prepared
+		if mc {
+			prepared = &sink.Prepared{Sessions: pend.Sessions}
+		}
+		err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).WritePartition, activities.WriteInput{
+			SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
+			First: pend.First, End: pend.End, Prepared: prepared, SkipAt: p.SkipAt, Bytes: pend.Bytes, Writer: c.writer,
+		}).Get(ctx, &res)
+		if err != nil || len(res.Expired) == 0 {
+			break
+		}
+		// Some sessions expired before their commit: mark them, keep the
+		// committed ones, and prepare the expired ones again.
+		for i := range pend.Sessions {
+			s := &pend.Sessions[i]
+			s.Committed = slices.Contains(res.Committed, s.Partition)
+			if slices.Contains(res.Expired, s.Partition) {
+				s.ID = ""
+			}
+		}
+		p.DeadLetters += res.DeadLetters
+		if attempt >= 3 {
+			err = temporal.NewApplicationError(fmt.Sprintf("upload sessions of %v expired %d times in a row", res.Expired, attempt+1), "SessionExpired")
+			break
+		}
+	}
+	if err != nil {
+		p.LastError = "write: " + errMessage(err)
+		// A non-retryable error is the destination's configuration (no such
+		// bucket or table, access denied, another writer), not the data:
+		// routing every range to the error-data topic would divert the whole
+		// topic, so the partition parks, keeping its range, until the cause
+		// is fixed and it is resumed.
+		if c.spec.Errors.Tolerance == connector.ToleranceStop || nonRetryable(err) {
+			p.Stopped = true
+			p.LastError += "; fix the cause, then signal resume"
+			return false
+		}
+		return c.route(ctx, p, err)
+	}
+	p.Next = res.End
+	p.Pending = nil
+	p.Records += res.Written.Records
+	p.Bytes += res.Written.Bytes
+	p.Objects += int64(len(res.Written.Objects))
+	p.DeadLetters += res.DeadLetters
+	if n := len(res.Written.Objects); n > 0 {
+		p.LastObject = res.Written.Objects[n-1]
+	}
+	if p.SkipAt >= 0 && p.SkipAt < p.Next {
+		p.SkipAt = -1
+	}
+	p.LastError = ""
+	if pend.Poison != nil {
+		c.park(p, pend.Poison)
+	}
+	return res.End > pend.First
+}
+
+func hasExpired(pend *Pending) bool {
+	for _, s := range pend.Sessions {
+		if s.ID == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// liveSessions are the pending range's sessions that may be kept.
+func liveSessions(pend *Pending) []sink.Session {
+	var out []sink.Session
+	for _, s := range pend.Sessions {
+		if s.ID != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// route sends the pending range, which still failed after its retries, to
+// the error-data topic (tolerance continue); records already committed to
+// the table are left out, and a range the sink turns out to hold counts as
+// written. If routing fails too the partition stops: a range is never
+// dropped.
+func (c *conn) route(ctx workflow.Context, p *PartitionState, cause error) bool {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	routeCtx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
+	})
+	pend := p.Pending
+	var prepared *sink.Prepared
+	if len(pend.Sessions) > 0 {
+		prepared = &sink.Prepared{Sessions: liveSessions(pend)}
+	}
+	var rr activities.RouteRangeResult
+	err := workflow.ExecuteActivity(routeCtx, (*activities.Activities).RouteRange, activities.RouteRangeInput{
+		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
+		First: pend.First, End: pend.End, Reason: errMessage(cause), Writer: c.writer, Prepared: prepared,
+	}).Get(ctx, &rr)
+	if err != nil {
+		p.Stopped = true
+		p.LastError += "; routing the range to the error-data topic failed too: " + errMessage(err)
+		return false
+	}
+	p.ErrorRecords += rr.Records
+	p.Next = pend.End
+	p.Pending = nil
+	if rr.Written {
+		p.LastError = ""
+	}
+	return true
+}
+
+// declareGap records the acknowledged loss of a data-lost partition and
+// moves it to the log start.
+func (c *conn) declareGap(ctx workflow.Context, p *PartitionState) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	actx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
+	var res activities.DeclareGapResult
+	err := workflow.ExecuteActivity(actx, (*activities.Activities).DeclareGap, activities.DeclareGapInput{
+		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Partition: p.Partition, Start: p.Start, From: p.Next, Writer: c.writer, By: p.AckBy,
+	}).Get(ctx, &res)
+	if err != nil {
+		p.LastError = "declare the lost range: " + errMessage(err)
+		return
+	}
+	p.Gaps = append(p.Gaps, DeclaredGap{First: res.From, End: res.To, By: p.AckBy, At: workflow.Now(ctx)})
+	if len(p.Gaps) > maxGapsKept {
+		p.Gaps = p.Gaps[len(p.Gaps)-maxGapsKept:]
+	}
+	p.Next = res.To
+	p.DataLost, p.AckBy, p.LastError = nil, "", ""
+}
+
+// commit mirrors cursors into the consumer group.
+func (c *conn) commit(ctx workflow.Context, offs []activities.Cursor) error {
+	commitCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
+	})
+	return workflow.ExecuteActivity(commitCtx, (*activities.Activities).CommitOffsets, activities.CommitOffsetsInput{
+		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Offsets: offs, Writer: c.writer,
+	}).Get(ctx, nil)
 }
 
 func nonRetryable(err error) bool {

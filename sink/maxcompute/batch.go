@@ -30,6 +30,7 @@ type stream struct {
 	up       *tunnel.UploadSession
 	conv     *converter
 	done     bool // committed (by this or another attempt): rows are counted, not sent
+	expired  bool // can never be committed: rows are dropped, Commit reports it
 
 	w      *tunnel.RecordProtocWriter // the open block, or nil
 	next   int                        // id of the open block, else of the next one
@@ -60,6 +61,9 @@ func (b *batch) Add(ctx context.Context, r *transform.Record) error {
 	if err != nil {
 		return err
 	}
+	if st.expired {
+		return nil
+	}
 	st.rows++
 	st.bytes += r.Size()
 	if st.done {
@@ -84,6 +88,10 @@ func (b *batch) write(ctx context.Context, st *stream, row data.Record, size int
 		w, err := st.up.OpenRecordWriter(st.next)
 		if err != nil {
 			return b.failed(ctx, st, fmt.Sprintf("open block %d of upload session %s", st.next, st.id), err)
+		}
+		if st.done || st.expired {
+			_ = w.Close()
+			return nil
 		}
 		st.w = w
 	}
@@ -117,32 +125,66 @@ func (b *batch) closeBlock(ctx context.Context, st *stream) error {
 // failed handles a failed upload or commit on st. When the session turns out
 // to be committed, another attempt of this same batch (a timed-out activity
 // still running) committed the same rows: st is done and the error is
-// dropped. Otherwise err is classified.
+// dropped. When it can never be committed, st is expired (Commit reports
+// it) and the error is dropped too. Otherwise err is classified.
 func (b *batch) failed(ctx context.Context, st *stream, op string, err error) error {
 	if lerr := st.up.Load(); lerr == nil {
-		if done, serr := b.s.settled(ctx, st); serr == nil && done {
-			if st.w != nil {
-				_ = st.w.Close()
-				st.w = nil
-			}
+		done, serr := b.s.settled(ctx, st)
+		switch {
+		case serr == nil && done:
+			b.dropWriter(st)
 			st.done = true
 			return nil
+		case permanentTypeOf(serr) == ErrSessionExpired:
+			b.dropWriter(st)
+			st.expired = true
+			return nil
 		}
+	} else if permanentType(lerr) == ErrSessionExpired || isNotFound(lerr) {
+		b.dropWriter(st)
+		st.expired = true
+		return nil
 	}
 	return classify(op, err)
 }
 
-// Commit finishes the open blocks and commits every session not committed
-// before. A session the service already committed counts as done. Written
-// lists the session ids in prepared order, the rows written and the key
-// plus value bytes of their records; a retry reports the same.
+func (b *batch) dropWriter(st *stream) {
+	if st.w != nil {
+		_ = st.w.Close()
+		st.w = nil
+	}
+}
+
+// Commit finishes the open blocks, records the range in the ledger table
+// with its sessions (an intent: every block is uploaded, no session is
+// committed yet), then commits every session not committed before. A
+// session the service already committed counts as done. When sessions have
+// expired it returns a *sink.ExpiredError naming them and the committed
+// ones: the caller prepares new sessions for the expired partitions only.
+// Written lists the session ids in prepared order, the rows written and the
+// key plus value bytes of their records; a retry reports the same.
 func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 	if b.err != nil {
 		return sink.Written{}, b.err
 	}
+	for _, st := range b.order {
+		if st.w != nil && !st.done && !st.expired {
+			if err := b.closeBlock(ctx, st); err != nil {
+				b.err = err
+				return sink.Written{}, err
+			}
+		}
+	}
+	if err := b.expiredError(nil); err != nil {
+		return sink.Written{}, err
+	}
+	if err := b.recordIntent(ctx); err != nil {
+		b.err = err
+		return sink.Written{}, err
+	}
 	w := sink.Written{Objects: make([]string, 0, len(b.order))}
 	for _, st := range b.order {
-		if !st.done {
+		if !st.done && !st.expired {
 			if err := b.commit(ctx, st); err != nil {
 				b.err = err
 				return sink.Written{}, err
@@ -152,22 +194,86 @@ func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 		w.Records += st.rows
 		w.Bytes += st.bytes
 	}
+	if err := b.expiredError(nil); err != nil {
+		return sink.Written{}, err
+	}
 	return w, nil
 }
 
-func (b *batch) commit(ctx context.Context, st *stream) error {
-	if st.w != nil {
-		if err := b.closeBlock(ctx, st); err != nil || st.done {
-			return err
+// expiredError is a *sink.ExpiredError when a stream expired, else nil.
+func (b *batch) expiredError(cause error) error {
+	var e sink.ExpiredError
+	for _, st := range b.order {
+		switch {
+		case st.expired:
+			e.Expired = append(e.Expired, st.part)
+		case st.done:
+			e.Committed = append(e.Committed, st.part)
 		}
 	}
+	if len(e.Expired) == 0 {
+		return nil
+	}
+	if cause == nil {
+		cause = fmt.Errorf("batch %s", b.id)
+	}
+	e.Err = cause
+	return &e
+}
+
+// recordIntent appends the batch's range and sessions to the ledger table,
+// unless its last entry already says exactly that (a retry). It refuses the
+// batch when the ledger shows another writer at or past its range.
+func (b *batch) recordIntent(ctx context.Context) error {
+	last, ok, err := b.s.checkWriter(ctx, b.id)
+	if err != nil {
+		return err
+	}
+	sessions := make([]sink.Session, len(b.order))
+	for i, st := range b.order {
+		sessions[i] = sink.Session{Partition: st.part, ID: st.id}
+	}
+	if ok && last.Kind == KindData && last.First == b.id.First && last.End == b.id.End && sameSessions(last.Sessions, sessions) {
+		return nil
+	}
+	var rows int64
+	for _, st := range b.order {
+		rows += st.rows
+	}
+	id := b.id
+	return b.s.c.appendLedger(ctx, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
+		First: id.First, End: id.End, Kind: KindData, Records: rows, Target: b.s.c.name(), Sessions: sessions, Writer: id.Writer, Written: time.Now().UTC()})
+}
+
+func sameSessions(a, b []sink.Session) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Partition != b[i].Partition || a[i].ID != b[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *batch) commit(ctx context.Context, st *stream) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := st.up.Load(); err != nil {
+		if permanentType(err) == ErrSessionExpired || isNotFound(err) {
+			st.expired = true
+			return nil
+		}
 		return classify(fmt.Sprintf("load upload session %s on %s", st.id, st.part), err)
 	}
-	if done, err := b.s.settled(ctx, st); err != nil || done {
+	done, err := b.s.settled(ctx, st)
+	switch {
+	case permanentTypeOf(err) == ErrSessionExpired:
+		st.expired = true
+		return nil
+	case err != nil || done:
 		st.done = done
 		return err
 	}
@@ -183,7 +289,9 @@ func (b *batch) commit(ctx context.Context, st *stream) error {
 			err = w.Close()
 		}
 		if err != nil {
-			return b.failed(ctx, st, fmt.Sprintf("empty stale block %d of upload session %s", id, st.id), err)
+			if ferr := b.failed(ctx, st, fmt.Sprintf("empty stale block %d of upload session %s", id, st.id), err); ferr != nil || st.done || st.expired {
+				return ferr
+			}
 		}
 		st.blocks = append(st.blocks, id)
 	}

@@ -143,3 +143,10 @@ func classify(op string, err error) error {
 	}
 	return wrapped
 }
+
+// asPermanent finds a *sink.PermanentError in err.
+func asPermanent(err error) (*sink.PermanentError, bool) {
+	var pe *sink.PermanentError
+	ok := errors.As(err, &pe)
+	return pe, ok
+}

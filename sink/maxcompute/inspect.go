@@ -139,6 +139,12 @@ const downloadWindow = 1 << 20
 
 // download reads the given columns (nil: all) of one partition.
 func (c *client) download(ctx context.Context, partition string, cols []string, fn func(data.Record) error) error {
+	return c.downloadTable(ctx, c.mc.Table, partition, cols, 0, fn)
+}
+
+// downloadTable reads the given columns (nil: all) of one partition of
+// table; last > 0 reads only the last rows of it.
+func (c *client) downloadTable(ctx context.Context, table, partition string, cols []string, last int, fn func(data.Record) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -149,16 +155,20 @@ func (c *client) download(ctx context.Context, partition string, cols []string, 
 	if partition != "" {
 		opts = append(opts, tunnel.SessionCfg.WithPartitionKey(partition))
 	}
-	where := c.name()
+	where := c.mc.Project + "." + table
 	if partition != "" {
 		where += " " + partition
 	}
-	ds, err := c.tunnel.CreateDownloadSession(c.mc.Project, c.mc.Table, opts...)
+	ds, err := c.tunnel.CreateDownloadSession(c.mc.Project, table, opts...)
 	if err != nil {
 		return classify("create download session on "+where, err)
 	}
 	total := ds.RecordCount()
-	for start := 0; start < total; start += downloadWindow {
+	from := 0
+	if last > 0 && total > last {
+		from = total - last
+	}
+	for start := from; start < total; start += downloadWindow {
 		if err := c.readWindow(ctx, ds, where, start, min(downloadWindow, total-start), cols, fn); err != nil {
 			return err
 		}

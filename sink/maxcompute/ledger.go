@@ -135,3 +135,79 @@ func ledgerRow(rec data.Record) (topic string, p int32, off int64, ok bool) {
 	ov, ok3 := goValue(rec[2]).(int64)
 	return t, int32(pv), ov, ok1 && ok2 && ok3
 }
+
+// Row is one row of a table this sink writes, as verify reads it: its
+// Kafka coordinates and, when asked for, its key and value columns (nil
+// for NULL).
+type Row struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	// Pt is the table partition holding the row ("pt=11-17-2020 14").
+	Pt string
+}
+
+// ScanRows calls fn with every row of spec's table that carries Kafka
+// coordinates (formats TEXT and BINARY), reading the key and value columns
+// too when withData is set. Rows come in no particular order.
+func ScanRows(ctx context.Context, spec *connector.Spec, creds connector.Credentials, withData bool, fn func(Row) error, opts ...Option) error {
+	c, err := newClient(spec, creds, opts)
+	if err != nil {
+		return err
+	}
+	schema, err := c.loadTable()
+	if err != nil {
+		if merr := c.missingTable(err); merr != nil {
+			return merr
+		}
+		return sink.Permanent(ErrNoSuchTable, fmt.Errorf("table %s does not exist", c.name()))
+	}
+	want := []string{"topic", "partition", "offset"}
+	if withData {
+		want = append(want, "key", "value")
+	}
+	cols := make([]string, len(want))
+	for i, w := range want {
+		j := slices.IndexFunc(schema.Columns, func(col tableschema.Column) bool { return strings.EqualFold(col.Name, w) })
+		if j < 0 {
+			return sink.Permanent(ErrSchemaMismatch, fmt.Errorf("table %s is %s: verify needs the columns %s",
+				c.name(), describeSchema(schema), strings.Join(want, ", ")))
+		}
+		cols[i] = schema.Columns[j].Name
+	}
+	parts := []string{""}
+	if len(schema.PartitionColumns) > 0 {
+		if parts, err = c.partitions(ctx); err != nil {
+			return err
+		}
+	}
+	for _, part := range parts {
+		err := c.download(ctx, part, cols, func(rec data.Record) error {
+			topic, p, off, ok := ledgerRow(rec[:3])
+			if !ok {
+				return nil
+			}
+			r := Row{Topic: topic, Partition: p, Offset: off, Pt: part}
+			if withData {
+				r.Key, r.Value = bytesOf(goValue(rec[3])), bytesOf(goValue(rec[4]))
+			}
+			return fn(r)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func bytesOf(v any) []byte {
+	switch x := v.(type) {
+	case string:
+		return []byte(x)
+	case []byte:
+		return x
+	}
+	return nil
+}

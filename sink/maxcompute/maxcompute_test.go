@@ -91,6 +91,10 @@ func (e *emulator) exec(t *testing.T, sql string) {
 
 func newSink(t *testing.T, spec *connector.Spec, opts ...maxcompute.Option) *maxcompute.Sink {
 	t.Helper()
+	// Subtests write the same offsets into tables of their own; each table
+	// gets a ledger of its own so the sink's one-writer check keeps them
+	// apart.
+	opts = append([]maxcompute.Option{maxcompute.WithLedgerTable(spec.Sink.MaxCompute.Table + "_ledger")}, opts...)
 	s, err := maxcompute.New(spec, creds, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
@@ -131,7 +135,7 @@ func prepare(t *testing.T, s *maxcompute.Sink, rs []*transform.Record) *sink.Pre
 			parts = append(parts, p)
 		}
 	}
-	p, err := s.Prepare(context.Background(), batchID(rs), parts)
+	p, err := s.Prepare(context.Background(), batchID(rs), parts, nil)
 	require.NoError(t, err)
 	require.Len(t, p.Sessions, len(parts))
 	return p
@@ -535,9 +539,31 @@ func TestLedgerFindsDuplicate(t *testing.T) {
 	require.Empty(t, l.Duplicates)
 	require.Equal(t, int64(6), l.Distinct())
 
-	// Plant a duplicate of offset 4 through a second, separately prepared write.
+	// The sink refuses to write offset 4 again: its ledger table records
+	// [0,6) for the partition.
 	dup := textRecords(4, 1, at(7, 0, 0))
-	write(t, s, prepare(t, s, dup), dup)
+	ctx := context.Background()
+	b, err := s.Begin(ctx, batchID(dup), prepare(t, s, dup))
+	require.NoError(t, err)
+	require.NoError(t, b.Add(ctx, dup[0]))
+	_, err = b.Commit(ctx)
+	requirePermanent(t, err, "ObjectConflict")
+
+	// Plant a duplicate of offset 4 through another connector writing the
+	// same topic into the same table (its own ledger partition).
+	other := *spec
+	other.Name = "other-connector"
+	o := newSink(t, &other)
+	id := batchID(dup)
+	id.Connector = other.Name
+	p, err := o.Prepare(ctx, id, []string{"pt=11-17-2020 15"}, nil)
+	require.NoError(t, err)
+	ob, err := o.Begin(ctx, id, p)
+	require.NoError(t, err)
+	require.NoError(t, ob.Add(ctx, dup[0]))
+	_, err = ob.Commit(ctx)
+	require.NoError(t, err)
+
 	l, err = maxcompute.ReadLedger(context.Background(), spec, creds)
 	require.NoError(t, err)
 	require.Equal(t, int64(7), l.Rows)
@@ -556,12 +582,25 @@ func TestSessionExpired(t *testing.T) {
 	rs := textRecords(0, 2, at(6, 0, 0))
 	ctx := context.Background()
 
+	requireExpired := func(t *testing.T, err error) {
+		t.Helper()
+		var exp *sink.ExpiredError
+		require.ErrorAs(t, err, &exp)
+		require.Equal(t, []string{"pt=11-17-2020 14"}, exp.Expired)
+		require.Empty(t, exp.Committed)
+	}
+	var expired *sink.Prepared
 	t.Run("at begin", func(t *testing.T) {
 		p := prepare(t, s, rs)
 		skew.Store(int64(25 * time.Hour))
 		t.Cleanup(func() { skew.Store(0) })
-		_, err := s.Begin(ctx, batchID(rs), p)
-		requirePermanent(t, err, maxcompute.ErrSessionExpired)
+		b, err := s.Begin(ctx, batchID(rs), p)
+		require.NoError(t, err, "an expired session is reported by Commit")
+		for _, r := range rs {
+			require.NoError(t, b.Add(ctx, r))
+		}
+		_, err = b.Commit(ctx)
+		requireExpired(t, err)
 	})
 	t.Run("at commit", func(t *testing.T) {
 		p := prepare(t, s, rs)
@@ -573,10 +612,26 @@ func TestSessionExpired(t *testing.T) {
 		skew.Store(int64(25 * time.Hour))
 		t.Cleanup(func() { skew.Store(0) })
 		_, err = b.Commit(ctx)
-		requirePermanent(t, err, maxcompute.ErrSessionExpired)
+		requireExpired(t, err)
+		expired = p
 	})
-	t.Run("re-prepare succeeds", func(t *testing.T) {
-		w, _ := write(t, s, prepare(t, s, rs), rs)
+	t.Run("re-prepare replaces only the expired session", func(t *testing.T) {
+		skew.Store(int64(25 * time.Hour))
+		t.Cleanup(func() { skew.Store(0) })
+		p, err := s.Prepare(ctx, batchID(rs), []string{"pt=11-17-2020 14"}, expired.Sessions)
+		require.NoError(t, err)
+		require.NotEqual(t, expired.Sessions[0].ID, p.Sessions[0].ID)
+		w, _ := write(t, s, p, rs)
+		require.Equal(t, int64(2), w.Records)
+		require.Len(t, rows(t, spec, "pt=11-17-2020 14"), 2)
+
+		// Prepared again with the committed session kept, the batch counts
+		// its rows and sends none.
+		again, err := s.Prepare(ctx, batchID(rs), []string{"pt=11-17-2020 14"}, p.Sessions)
+		require.NoError(t, err)
+		require.Equal(t, p.Sessions[0].ID, again.Sessions[0].ID)
+		require.True(t, again.Sessions[0].Committed)
+		w, _ = write(t, s, again, rs)
 		require.Equal(t, int64(2), w.Records)
 		require.Len(t, rows(t, spec, "pt=11-17-2020 14"), 2)
 	})
@@ -720,7 +775,7 @@ func writeQuietly(s *maxcompute.Sink, rs []*transform.Record) error {
 	}
 	id := batchID(rs)
 	id.Partition = rs[0].Partition
-	prep, err := s.Prepare(ctx, id, parts)
+	prep, err := s.Prepare(ctx, id, parts, nil)
 	if err != nil {
 		return err
 	}

@@ -24,12 +24,14 @@ type options struct {
 	blockSize     int64
 	httpTimeout   time.Duration
 	tunnelTimeout time.Duration
+	ledgerTable   string
 }
 
 func defaultOptions() options {
 	return options{
 		blockSize:     DefaultBlockSize,
 		tunnelTimeout: 30 * time.Minute,
+		ledgerTable:   DefaultLedgerTable,
 	}
 }
 
@@ -53,3 +55,7 @@ func WithHTTPTimeout(d time.Duration) Option { return func(o *options) { o.httpT
 // block, which stays open while its rows are added, and a whole download.
 // Optional. Default: 30m.
 func WithTunnelTimeout(d time.Duration) Option { return func(o *options) { o.tunnelTimeout = d } }
+
+// WithLedgerTable names the ledger table (see DefaultLedgerTable).
+// Optional. Default: dumpflow_ledger.
+func WithLedgerTable(name string) Option { return func(o *options) { o.ledgerTable = name } }

@@ -189,7 +189,7 @@ func (c *converter) csvRow(r *transform.Record) (data.Record, int64, error) {
 		col := c.cols[i]
 		v, err := c.field(f, col)
 		if err != nil {
-			return nil, 0, c.reject(r, "%s field %d %q for column %s %s: %v", what, i, f, col.Name, col.Type.Name(), err)
+			return nil, 0, c.reject(r, "%s field %d %q for column %s %s: %v", what, i, transform.ShortPrefix([]byte(f), 64), col.Name, col.Type.Name(), err)
 		}
 		row[i] = v
 	}

@@ -17,6 +17,9 @@ import (
 var (
 	_ sink.Sink     = (*Sink)(nil)
 	_ sink.Preparer = (*Sink)(nil)
+	_ sink.Rejecter = (*Sink)(nil)
+	_ sink.Resumer  = (*Sink)(nil)
+	_ sink.Marker   = (*Sink)(nil)
 )
 
 // Sink writes batches into one MaxCompute table through tunnel upload
@@ -26,9 +29,10 @@ type Sink struct {
 	c    *client
 	part partitioner
 
-	mu     sync.Mutex
-	schema *tableschema.TableSchema // set once the table is known to exist and fit
-	conv   *converter               // for the table's schema, set with schema
+	mu          sync.Mutex
+	schema      *tableschema.TableSchema // set once the table is known to exist and fit
+	conv        *converter               // for the table's schema, set with schema
+	ledgerReady bool                     // the ledger table exists and fits
 }
 
 // New returns a Sink for spec's sink.maxcompute section. It does no I/O;
@@ -103,14 +107,32 @@ func (s *Sink) PartitionOf(r *transform.Record) (string, error) {
 	return s.part.spec(r.Timestamp), nil
 }
 
+// Reject implements sink.Rejecter: the record cannot be written when it has
+// no timestamp or does not convert to a row of the table.
+func (s *Sink) Reject(r *transform.Record) error {
+	_, err := s.PartitionOf(r)
+	return err
+}
+
 // Prepare creates one tunnel upload session per destination partition, in
 // the order given, creating missing partitions on the way. The session ids
-// go into workflow history; Begin re-attaches to them. Every call creates
-// new sessions: sessions of a failed Prepare are never committed and expire
-// after 24h.
-func (s *Sink) Prepare(ctx context.Context, id sink.BatchID, partitions []string) (*sink.Prepared, error) {
+// go into workflow history; Begin re-attaches to them. A session in keep is
+// kept when it is committed (marked Committed: its rows are in the table)
+// or still open; one that expired is replaced. So a range whose sessions
+// partly committed is never written twice. Sessions of a failed Prepare are
+// never committed and expire after 24h.
+func (s *Sink) Prepare(ctx context.Context, id sink.BatchID, partitions []string, keep []sink.Session) (*sink.Prepared, error) {
 	if _, err := s.ensureTable(ctx); err != nil {
 		return nil, err
+	}
+	kept := map[string]sink.Session{}
+	for _, k := range keep {
+		part, err := normalizeSpec(k.Partition)
+		if err != nil {
+			return nil, sink.Permanent(ErrInvalidSpec, fmt.Errorf("prepare %s: %w", id, err))
+		}
+		k.Partition = part
+		kept[part] = k
 	}
 	p := &sink.Prepared{Sessions: make([]sink.Session, 0, len(partitions))}
 	seen := make(map[string]bool, len(partitions))
@@ -126,6 +148,17 @@ func (s *Sink) Prepare(ctx context.Context, id sink.BatchID, partitions []string
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if k, ok := kept[part]; ok {
+			done, err := s.sessionState(ctx, k)
+			switch {
+			case err == nil:
+				k.Committed = done
+				p.Sessions = append(p.Sessions, k)
+				continue
+			case permanentTypeOf(err) != ErrSessionExpired:
+				return nil, err
+			}
+		}
 		up, err := s.createSession(part)
 		if err != nil {
 			return nil, err
@@ -133,6 +166,20 @@ func (s *Sink) Prepare(ctx context.Context, id sink.BatchID, partitions []string
 		p.Sessions = append(p.Sessions, sink.Session{Partition: part, ID: up.Id})
 	}
 	return p, nil
+}
+
+// sessionState reads a prepared session's status: committed (true), open
+// (false), or a SessionExpired error.
+func (s *Sink) sessionState(ctx context.Context, sess sink.Session) (bool, error) {
+	mc := s.c.mc
+	up, err := s.c.tunnel.AttachToExistedUploadSession(mc.Project, mc.Table, sess.ID, tunnel.SessionCfg.WithPartitionKey(sess.Partition))
+	if err != nil {
+		if isNotFound(err) {
+			return false, sink.Permanent(ErrSessionExpired, fmt.Errorf("upload session %s on %s is gone: %w", sess.ID, sess.Partition, err))
+		}
+		return false, classify(fmt.Sprintf("attach upload session %s on %s", sess.ID, sess.Partition), err)
+	}
+	return s.settled(ctx, &stream{id: sess.ID, part: sess.Partition, up: up})
 }
 
 // createSession creates an upload session on part, asking the tunnel to
@@ -158,8 +205,9 @@ func (s *Sink) createSession(part string) (*tunnel.UploadSession, error) {
 }
 
 // Begin starts writing batch id into the sessions prepared for it. It
-// attaches every session; sessions already committed (a retried batch)
-// take no rows again.
+// attaches every session not known to be committed; sessions already
+// committed (a retried batch) take no rows again, and sessions found
+// expired take none either: Commit reports them in a *sink.ExpiredError.
 func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepared) (sink.Batch, error) {
 	if prepared == nil {
 		return nil, sink.Permanent(ErrNotPrepared, fmt.Errorf("begin %s: the maxcompute sink needs the sessions Prepare returned", id))
@@ -167,6 +215,12 @@ func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepar
 	if _, err := s.ensureTable(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.ensureLedger(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	conv := s.conv
+	s.mu.Unlock()
 	b := &batch{s: s, id: id, streams: make(map[string]*stream, len(prepared.Sessions))}
 	for _, sess := range prepared.Sessions {
 		part, err := normalizeSpec(sess.Partition)
@@ -176,9 +230,14 @@ func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepar
 		if _, dup := b.streams[part]; dup {
 			return nil, sink.Permanent(ErrInvalidSpec, fmt.Errorf("begin %s: partition %s has two sessions", id, part))
 		}
-		st, err := s.attach(ctx, sess.ID, part)
-		if err != nil {
-			return nil, err
+		st := &stream{id: sess.ID, part: part, done: sess.Committed, conv: conv}
+		if !sess.Committed {
+			if st, err = s.attach(ctx, sess.ID, part); err != nil {
+				if permanentTypeOf(err) != ErrSessionExpired {
+					return nil, err
+				}
+				st = &stream{id: sess.ID, part: part, expired: true, conv: conv}
+			}
 		}
 		b.streams[part] = st
 		b.order = append(b.order, st)
@@ -192,6 +251,9 @@ func (s *Sink) attach(ctx context.Context, id, part string) (*stream, error) {
 	mc := s.c.mc
 	up, err := s.c.tunnel.AttachToExistedUploadSession(mc.Project, mc.Table, id, tunnel.SessionCfg.WithPartitionKey(part))
 	if err != nil {
+		if isNotFound(err) {
+			return nil, sink.Permanent(ErrSessionExpired, fmt.Errorf("upload session %s on %s is gone: %w", id, part, err))
+		}
 		return nil, classify(fmt.Sprintf("attach upload session %s on %s", id, part), err)
 	}
 	st := &stream{id: id, part: part, up: up}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
@@ -13,29 +16,46 @@ import (
 	"github.com/dumpflow/dumpflow/sink"
 )
 
-// Meta is the content of a partition's meta object,
-// .oss_meta_file_partition_<p>: the last committed range. It is enough to
-// resume the partition after the workflow is lost.
+// Meta is the content of a partition's meta object: the last range
+// recorded (written, routed or declared lost) and who wrote it. It is
+// enough to resume the partition after the workflow is lost, and it lets a
+// writer see another writer of the same partition.
 type Meta struct {
-	Connector string    `json:"connector"`
-	Topic     string    `json:"topic"`
-	Partition int32     `json:"partition"`
-	Start     int64     `json:"start"` // first offset ever written
-	First     int64     `json:"first"` // last committed range [First, End)
-	End       int64     `json:"end"`
-	Object    string    `json:"object"`
-	Records   int64     `json:"records"`
-	Updated   time.Time `json:"updated"`
+	Connector string `json:"connector"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Start     int64  `json:"start"` // first offset ever written
+	First     int64  `json:"first"` // last range [First, End)
+	End       int64  `json:"end"`
+	Object    string `json:"object"`
+	Records   int64  `json:"records"`
+	// CRC64 is the CRC-64 of the last object's body (0 for a marker).
+	CRC64 uint64 `json:"crc64,omitempty"`
+	// Writer is the writer (sink.BatchID.Writer) of the last range; empty
+	// in meta objects written by the first build.
+	Writer  string    `json:"writer,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
-// MetaKey is the key of partition's meta object.
+// MetaKey is the key of partition's meta object: seed 000's
+// .oss_meta_file_partition_<p> in the path's static folder when that folder
+// names the topic, else .oss_meta_file_<topic>_partition_<p>, so connectors
+// of different topics never share a meta object whatever the template.
 func (s *Sink) MetaKey(topic string, partition int32) string {
+	if s.topicInRoot() {
+		return s.root(topic, partition) + fmt.Sprintf(".oss_meta_file_partition_%d", partition)
+	}
+	return s.root(topic, partition) + fmt.Sprintf(".oss_meta_file_%s_partition_%d", topic, partition)
+}
+
+// legacyMetaKey is where the first build put the meta object.
+func (s *Sink) legacyMetaKey(topic string, partition int32) string {
 	return s.root(topic, partition) + fmt.Sprintf(".oss_meta_file_partition_%d", partition)
 }
 
-func (s *Sink) writeMeta(ctx context.Context, id sink.BatchID, object string, records int64) error {
+func (s *Sink) writeMeta(ctx context.Context, id sink.BatchID, object string, records int64, crc uint64) error {
 	m := Meta{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
-		First: id.First, End: id.End, Object: object, Records: records, Updated: time.Now().UTC()}
+		First: id.First, End: id.End, Object: object, Records: records, CRC64: crc, Writer: id.Writer, Updated: time.Now().UTC()}
 	data, _ := json.MarshalIndent(m, "", "  ")
 	key := s.MetaKey(id.Topic, id.Partition)
 	if err := s.bucket.PutObject(key, bytes.NewReader(data), oss.ContentType("application/json"), oss.WithContext(ctx)); err != nil {
@@ -46,7 +66,18 @@ func (s *Sink) writeMeta(ctx context.Context, id sink.BatchID, object string, re
 
 // ReadMeta returns partition's meta object, or ok=false if there is none.
 func (s *Sink) ReadMeta(ctx context.Context, topic string, partition int32) (m Meta, ok bool, err error) {
-	key := s.MetaKey(topic, partition)
+	m, ok, err = s.readMetaAt(ctx, s.MetaKey(topic, partition))
+	if err != nil || ok || s.topicInRoot() {
+		return m, ok, err
+	}
+	m, ok, err = s.readMetaAt(ctx, s.legacyMetaKey(topic, partition))
+	if ok && m.Topic != topic {
+		return Meta{}, false, nil // another topic's, from the first build
+	}
+	return m, ok, err
+}
+
+func (s *Sink) readMetaAt(ctx context.Context, key string) (m Meta, ok bool, err error) {
 	rc, err := s.bucket.GetObject(key, oss.WithContext(ctx))
 	if isCode(err, "NoSuchKey") {
 		return Meta{}, false, nil
@@ -60,24 +91,284 @@ func (s *Sink) ReadMeta(ctx context.Context, topic string, partition int32) (m M
 		return Meta{}, false, fmt.Errorf("read meta %s: %w", key, err)
 	}
 	if err := json.Unmarshal(data, &m); err != nil {
-		return Meta{}, false, fmt.Errorf("meta %s is not dumpflow meta JSON: %w", key, err)
+		return Meta{}, false, sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s is not dumpflow meta JSON: %w", key, err))
 	}
 	return m, true, nil
 }
 
-var (
-	_ sink.Resumer = (*Sink)(nil)
-	_ sink.Checker = (*Sink)(nil)
+// checkWriter refuses batch id when the partition's meta object shows that
+// ranges at or past id.First were recorded by someone else, or by this
+// writer for a different range. It accepts a batch that continues the
+// recorded ranges (id.First at or past the meta's end: the normal case, a
+// writer taking over after the previous connector was deleted, or a
+// connector started ahead), and the retry of the recorded range itself.
+func (s *Sink) checkWriter(ctx context.Context, id sink.BatchID) error {
+	m, ok, err := s.ReadMeta(ctx, id.Topic, id.Partition)
+	if err != nil || !ok {
+		return err
+	}
+	key := s.MetaKey(id.Topic, id.Partition)
+	switch {
+	case m.Connector != id.Connector:
+		return sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s belongs to connector %q, not %q: give each connector its own path", key, m.Connector, id.Connector))
+	case m.End <= id.First, m.First == id.First && m.End == id.End:
+		return nil
+	case m.Writer != id.Writer:
+		return sink.Permanent(sink.ErrConcurrentWriter, fmt.Errorf("partition %d of connector %s is being written by another writer (%s, up to offset %d, %s); this writer (%s) is at offset %d: one connector name must have one writer",
+			id.Partition, id.Connector, orUnknown(m.Writer), m.End, m.Updated.Format(time.RFC3339), orUnknown(id.Writer), id.First))
+	default:
+		return sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s records [%d,%d), past this batch %s: the range was recorded already", key, m.First, m.End, id))
+	}
+}
+
+func orUnknown(w string) string {
+	if w == "" {
+		return "writer unknown"
+	}
+	return w
+}
+
+// Resume implements sink.Resumer: it reads the partition's meta object, then
+// lists the partition's objects past the meta's end and follows the chain of
+// ranges from there, so a range whose object was written but whose meta
+// update was lost (a crash between the two) is not written again.
+func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partition int32, _ string) (sink.ResumePoint, bool, error) {
+	m, ok, err := s.ReadMeta(ctx, topic, partition)
+	if err != nil {
+		return sink.ResumePoint{}, false, err
+	}
+	if ok && m.Connector != connectorName {
+		return sink.ResumePoint{}, false, sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s belongs to connector %q, not %q: give each connector its own path", s.MetaKey(topic, partition), m.Connector, connectorName))
+	}
+	listed, err := s.list(ctx, topic, func(p int32, first int64) bool { return p == partition && (!ok || first >= m.End) })
+	if err != nil {
+		return sink.ResumePoint{}, false, err
+	}
+	byFirst := map[int64]Object{}
+	for _, o := range listed.Objects {
+		if o.Connector != connectorName {
+			continue
+		}
+		if cur, dup := byFirst[o.First]; !dup || cur.End < o.End {
+			byFirst[o.First] = o
+		}
+	}
+	var rp sink.ResumePoint
+	switch {
+	case ok:
+		rp = sink.ResumePoint{Start: m.Start, Next: m.End}
+	case len(byFirst) == 0:
+		return sink.ResumePoint{}, false, nil
+	default:
+		// No meta object (lost, or never written): the chain starts at the
+		// earliest object.
+		first := true
+		for f, o := range byFirst {
+			if first || f < rp.Next {
+				rp, first = sink.ResumePoint{Start: o.Start, Next: f}, false
+			}
+		}
+	}
+	for {
+		o, found := byFirst[rp.Next]
+		if !found || o.End <= rp.Next {
+			break
+		}
+		rp.Next = o.End
+	}
+	return rp, true, nil
+}
+
+// Mark implements sink.Marker with a marker object: an empty object named
+// like the range's data object, whose metadata records the range and its
+// kind (gap or routed). A routed range's marker goes where its data object
+// would be, with forbid-overwrite: if the data object is already there (the
+// write succeeded although its activity failed), Mark reports written and
+// records nothing. The meta object then moves past the range.
+func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
+	id := m.ID
+	if err := s.checkWriter(ctx, id); err != nil {
+		return false, err
+	}
+	var key string
+	switch m.Kind {
+	case sink.MarkRouted:
+		key = s.folder(id.Topic, id.Partition, m.FirstTimestamp) + ObjectName(id)
+	case sink.MarkGap:
+		key = s.root(id.Topic, id.Partition) + ObjectName(id)
+	default:
+		return false, fmt.Errorf("mark %s: unknown kind %q", id, m.Kind)
+	}
+	obj := objectMeta{id: id, kind: m.Kind, records: m.Records, note: m.Reason}
+	err := s.bucket.PutObject(key, bytes.NewReader(nil), append(obj.options(), oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
+	if isCode(err, "FileAlreadyExists") {
+		h, herr := s.bucket.GetObjectDetailedMeta(key, oss.WithContext(ctx))
+		if herr != nil {
+			return false, classify(fmt.Errorf("head existing object %s: %w", key, herr))
+		}
+		got, perr := parseObjectMeta(key, h)
+		switch {
+		case perr != nil:
+			return false, sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists but is not a dumpflow object: %v", key, perr))
+		case got.kind == kindData && got.id.First == id.First:
+			// The range's data is there: nothing to route.
+			if err := s.writeMeta(ctx, got.id, key, got.records, got.crc); err != nil {
+				return false, err
+			}
+			return true, nil
+		case got.differs(obj) != "":
+			return false, sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists and is %s, not %s", key, got, obj))
+		}
+		err = nil
+	}
+	if err != nil {
+		return false, classify(fmt.Errorf("write %s marker %s: %w", m.Kind, key, err))
+	}
+	return false, s.writeMeta(ctx, id, key, 0, 0)
+}
+
+// Object kinds in the x-oss-meta-dumpflow-kind metadata.
+const (
+	kindData = "data"
 )
 
-// Resume implements sink.Resumer from the partition's meta object.
-func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partition int32) (start, next int64, ok bool, err error) {
-	m, ok, err := s.ReadMeta(ctx, topic, partition)
-	if err != nil || !ok {
-		return 0, 0, false, err
+// User metadata keys on data and marker objects (the SDK adds x-oss-meta-).
+const (
+	metaConnector = "Dumpflow-Connector"
+	metaTopic     = "Dumpflow-Topic"
+	metaPartition = "Dumpflow-Partition"
+	metaFirst     = "Dumpflow-First"
+	metaEnd       = "Dumpflow-End"
+	metaStart     = "Dumpflow-Start"
+	metaRecords   = "Dumpflow-Records"
+	metaCRC       = "Dumpflow-Crc64"
+	metaWriter    = "Dumpflow-Writer"
+	metaKind      = "Dumpflow-Kind"
+	metaNote      = "Dumpflow-Note"
+)
+
+// objectMeta is what a data or marker object's metadata says.
+type objectMeta struct {
+	id      sink.BatchID
+	kind    string
+	records int64
+	crc     uint64
+	note    string
+}
+
+func (o objectMeta) options() []oss.Option {
+	opts := []oss.Option{
+		oss.Meta(metaConnector, o.id.Connector),
+		oss.Meta(metaTopic, o.id.Topic),
+		oss.Meta(metaPartition, strconv.Itoa(int(o.id.Partition))),
+		oss.Meta(metaFirst, strconv.FormatInt(o.id.First, 10)),
+		oss.Meta(metaEnd, strconv.FormatInt(o.id.End, 10)),
+		oss.Meta(metaStart, strconv.FormatInt(o.id.Start, 10)),
+		oss.Meta(metaRecords, strconv.FormatInt(o.records, 10)),
+		oss.Meta(metaKind, o.kind),
 	}
-	if m.Connector != connectorName {
-		return 0, 0, false, sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s belongs to connector %q, not %q: give each connector its own path", s.MetaKey(topic, partition), m.Connector, connectorName))
+	if o.kind == kindData {
+		opts = append(opts, oss.Meta(metaCRC, strconv.FormatUint(o.crc, 10)))
 	}
-	return m.Start, m.End, true, nil
+	if o.id.Writer != "" {
+		opts = append(opts, oss.Meta(metaWriter, o.id.Writer))
+	}
+	if o.note != "" {
+		opts = append(opts, oss.Meta(metaNote, asciiHeader(o.note, 256)))
+	}
+	return opts
+}
+
+// asciiHeader makes s safe as an HTTP header value of at most n bytes.
+func asciiHeader(s string, n int) string {
+	b := make([]byte, 0, min(len(s), n))
+	for i := 0; i < len(s) && len(b) < n; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func (o objectMeta) String() string {
+	s := fmt.Sprintf("%s [%d,%d) of connector %q", o.kind, o.id.First, o.id.End, o.id.Connector)
+	if o.kind == kindData {
+		s += fmt.Sprintf(", %d records, crc64 %d", o.records, o.crc)
+	}
+	return s
+}
+
+// differs names the first field in which o and want disagree, or "".
+// Writer is not compared: a writer that took over a partition retries the
+// range the previous writer recorded, with the same content.
+func (o objectMeta) differs(want objectMeta) string {
+	switch {
+	case o.id.Connector != want.id.Connector:
+		return "connector"
+	case o.kind != want.kind:
+		return "kind"
+	case o.id.First != want.id.First || o.id.End != want.id.End:
+		return "range"
+	case o.kind == kindData && o.records != want.records:
+		return "record count"
+	case o.kind == kindData && o.crc != want.crc:
+		return "CRC-64"
+	}
+	return ""
+}
+
+var errNoMeta = errors.New("no dumpflow metadata")
+
+// parseObjectMeta reads an object's dumpflow metadata from its headers.
+// Objects of the first build have no kind, topic or CRC: they are data
+// objects whose CRC is the one OSS computed.
+func parseObjectMeta(key string, h http.Header) (objectMeta, error) {
+	get := func(k string) string { return h.Get(oss.HTTPHeaderOssMetaPrefix + k) }
+	if get(metaConnector) == "" {
+		return objectMeta{}, errNoMeta
+	}
+	var o objectMeta
+	var err error
+	num := func(k string) int64 {
+		v, e := strconv.ParseInt(get(k), 10, 64)
+		if e != nil && err == nil {
+			err = fmt.Errorf("metadata %s=%q is not a number", k, get(k))
+		}
+		return v
+	}
+	o.id.Connector = get(metaConnector)
+	o.id.Topic = get(metaTopic)
+	o.id.First, o.id.End = num(metaFirst), num(metaEnd)
+	o.id.Start = num(metaStart)
+	o.records = num(metaRecords)
+	o.id.Writer = get(metaWriter)
+	o.kind = get(metaKind)
+	o.note = get(metaNote)
+	if o.kind == "" {
+		o.kind = kindData
+	}
+	if p := get(metaPartition); p != "" {
+		n, e := strconv.ParseInt(p, 10, 32)
+		if e != nil && err == nil {
+			err = fmt.Errorf("metadata %s=%q is not a partition", metaPartition, p)
+		}
+		o.id.Partition = int32(n)
+	}
+	crc := get(metaCRC)
+	if crc == "" {
+		crc = h.Get(oss.HTTPHeaderOssCRC64)
+	}
+	if o.kind == kindData {
+		v, e := strconv.ParseUint(crc, 10, 64)
+		if e != nil && err == nil {
+			err = fmt.Errorf("metadata %s=%q is not a CRC-64", metaCRC, crc)
+		}
+		o.crc = v
+	}
+	if err != nil {
+		return objectMeta{}, fmt.Errorf("object %s: %w", key, err)
+	}
+	return o, nil
 }

@@ -1,7 +1,6 @@
 package oss
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
@@ -26,13 +24,14 @@ type Sink struct {
 	spec   connector.OSSSpec
 	loc    *time.Location
 	bucket *oss.Bucket
-	// bufs recycles batch buffers, each grown once to a batch's size, so a
-	// busy partition does not reallocate (and zero) a buffer per batch.
-	bufs     sync.Pool
-	maxBytes int
 }
 
-var _ sink.Sink = (*Sink)(nil)
+var (
+	_ sink.Sink    = (*Sink)(nil)
+	_ sink.Marker  = (*Sink)(nil)
+	_ sink.Resumer = (*Sink)(nil)
+	_ sink.Checker = (*Sink)(nil)
+)
 
 // New builds the sink for spec.Sink.OSS with resolved credentials. It does
 // no I/O; call Check to verify the bucket is reachable.
@@ -60,9 +59,7 @@ func New(spec *connector.Spec, creds connector.Credentials) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oss bucket %q: %w", o.Bucket, err)
 	}
-	s := &Sink{spec: *o, loc: loc, bucket: b, maxBytes: int(spec.Batch.MaxBytes)}
-	s.bufs.New = func() any { return new(bytes.Buffer) }
-	return s, nil
+	return &Sink{spec: *o, loc: loc, bucket: b}, nil
 }
 
 // Close releases nothing: the SDK's HTTP client is shared.
@@ -77,15 +74,16 @@ func (s *Sink) Check(ctx context.Context) error {
 	return nil
 }
 
-// Begin starts a batch.
+// Begin starts a batch. Its body is held in memory until Commit (the
+// caller bounds that with a sink.Budget).
 func (s *Sink) Begin(_ context.Context, id sink.BatchID, _ *sink.Prepared) (sink.Batch, error) {
-	return &batch{s: s, id: id, buf: s.bufs.Get().(*bytes.Buffer)}, nil
+	return &batch{s: s, id: id}, nil
 }
 
 type batch struct {
 	s       *Sink
 	id      sink.BatchID
-	buf     *bytes.Buffer // nil once returned to the pool
+	buf     buffer
 	records int64
 	firstTS time.Time
 }
@@ -93,79 +91,78 @@ type batch struct {
 func (b *batch) Add(_ context.Context, r *transform.Record) error {
 	if b.records == 0 {
 		b.firstTS = r.Timestamp
-		// A batch holds up to maxBytes of values plus a newline per record
-		// and at most one record past the limit: grow once, not by doubling.
-		b.buf.Grow(b.s.maxBytes + b.s.maxBytes/32 + len(r.Value))
 	}
-	b.buf.Write(r.Value)
-	b.buf.WriteByte('\n')
+	_, _ = b.buf.Write(r.Value)
+	_ = b.buf.WriteByte('\n')
 	b.records++
 	return nil
 }
 
-func (b *batch) Abort(context.Context) { b.release() }
+func (b *batch) Abort(context.Context) { b.buf.release() }
 
-// release returns the buffer to the pool.
-func (b *batch) release() {
-	if b.buf != nil {
-		b.buf.Reset()
-		b.s.bufs.Put(b.buf)
-		b.buf = nil
-	}
-}
-
+// Commit writes the batch's object, then the partition's meta object:
+//
+//  1. The meta object is read: a batch that would overlap ranges another
+//     writer recorded is refused (ConcurrentWriter).
+//  2. The object is put with x-oss-forbid-overwrite, its range, record
+//     count and CRC-64 in user metadata. Its name depends on the range's
+//     first offset only, so two writers of one range collide on one key.
+//  3. An object already at the key counts as written only if it is this
+//     very range: same connector, range, record count and CRC-64 (a retry
+//     of this batch). A truncated or foreign object is an ObjectConflict.
+//  4. The meta object moves to the batch's end.
 func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
+	defer b.buf.release()
 	id := b.id
-	key := b.s.folder(id.Topic, id.Partition, b.firstTS) + ObjectName(id)
-	meta := []oss.Option{
-		oss.Meta(metaConnector, id.Connector),
-		oss.Meta(metaFirst, strconv.FormatInt(id.First, 10)),
-		oss.Meta(metaEnd, strconv.FormatInt(id.End, 10)),
-		oss.Meta(metaStart, strconv.FormatInt(id.Start, 10)),
-		oss.Meta(metaRecords, strconv.FormatInt(b.records, 10)),
-		oss.ContentType("text/plain; charset=utf-8"),
+	s := b.s
+	if err := s.checkWriter(ctx, id); err != nil {
+		return sink.Written{}, err
 	}
-	size := int64(b.buf.Len())
+	key := s.folder(id.Topic, id.Partition, b.firstTS) + ObjectName(id)
+	obj := objectMeta{id: id, kind: kindData, records: b.records, crc: b.buf.crc}
+	opts := append(obj.options(), oss.ContentType("text/plain; charset=utf-8"))
+	size := b.buf.Len()
 	var err error
-	if size > int64(b.s.spec.PartSize) {
-		err = b.s.putMultipart(ctx, key, b.buf.Bytes(), meta)
+	if size > int64(s.spec.PartSize) {
+		err = s.putMultipart(ctx, key, &b.buf, opts)
 	} else {
-		err = b.s.bucket.PutObject(key, bytes.NewReader(b.buf.Bytes()), append(meta, oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
+		err = s.bucket.PutObject(key, b.buf.reader(0, size), append(opts, oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
 	}
 	if isCode(err, "FileAlreadyExists") {
-		err = b.s.sameRange(ctx, key, id)
+		err = s.sameRange(ctx, key, obj)
 	}
 	if err != nil {
 		return sink.Written{}, classify(fmt.Errorf("write %s: %w", key, err))
 	}
-	if err := b.s.writeMeta(ctx, id, key, b.records); err != nil {
+	if err := s.writeMeta(ctx, id, key, b.records, b.buf.crc); err != nil {
 		return sink.Written{}, err
 	}
-	b.release()
 	return sink.Written{Objects: []string{key}, Records: b.records, Bytes: size}, nil
 }
 
-// putMultipart uploads data in parts of PartSize, three at a time. An
-// object already present with the same range counts as written.
-func (s *Sink) putMultipart(ctx context.Context, key string, data []byte, meta []oss.Option) error {
+// putMultipart uploads the body in parts of PartSize, three at a time. An
+// object already at key is reported as FileAlreadyExists.
+func (s *Sink) putMultipart(ctx context.Context, key string, body *buffer, opts []oss.Option) error {
 	if ok, err := s.bucket.IsObjectExist(key, oss.WithContext(ctx)); err != nil {
 		return err
 	} else if ok {
 		return &oss.ServiceError{Code: "FileAlreadyExists", StatusCode: http.StatusConflict}
 	}
-	imur, err := s.bucket.InitiateMultipartUpload(key, append(meta, oss.WithContext(ctx))...)
+	imur, err := s.bucket.InitiateMultipartUpload(key, append(opts, oss.WithContext(ctx))...)
 	if err != nil {
 		return fmt.Errorf("initiate multipart: %w", err)
 	}
 	partSize := int64(s.spec.PartSize)
-	n := (int64(len(data)) + partSize - 1) / partSize
+	size := body.Len()
+	n := (size + partSize - 1) / partSize
 	parts := make([]oss.UploadPart, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(3)
 	for i := int64(0); i < n; i++ {
-		chunk := data[i*partSize : min(int64(len(data)), (i+1)*partSize)]
+		off := i * partSize
+		chunk := body.reader(off, min(size, off+partSize)-off)
 		g.Go(func() error {
-			p, err := s.bucket.UploadPart(imur, bytes.NewReader(chunk), int64(len(chunk)), int(i+1), oss.WithContext(gctx))
+			p, err := s.bucket.UploadPart(imur, chunk, int64(chunk.Len()), int(i+1), oss.WithContext(gctx))
 			if err != nil {
 				return fmt.Errorf("upload part %d of %d: %w", i+1, n, err)
 			}
@@ -184,34 +181,41 @@ func (s *Sink) putMultipart(ctx context.Context, key string, data []byte, meta [
 	return nil
 }
 
-// sameRange accepts an existing object at key only if it holds exactly the
-// range id: that is the retry of a batch that was already written.
-func (s *Sink) sameRange(ctx context.Context, key string, id sink.BatchID) error {
+// sameRange accepts an existing object at key only if it is the object
+// want describes: that is the retry of a batch that was already written.
+func (s *Sink) sameRange(ctx context.Context, key string, want objectMeta) error {
 	h, err := s.bucket.GetObjectDetailedMeta(key, oss.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("head existing object: %w", err)
 	}
-	first, end := h.Get(oss.HTTPHeaderOssMetaPrefix+metaFirst), h.Get(oss.HTTPHeaderOssMetaPrefix+metaEnd)
-	if first != strconv.FormatInt(id.First, 10) || end != strconv.FormatInt(id.End, 10) {
-		return sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists with range [%s,%s), want [%d,%d): another writer uses this path", key, first, end, id.First, id.End))
+	got, perr := parseObjectMeta(key, h)
+	if perr != nil {
+		return sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists but is not a dumpflow object (%v); want %s: another writer uses this path", key, perr, want))
+	}
+	if diff := got.differs(want); diff != "" {
+		typ := "ObjectConflict"
+		if got.id.Writer != want.id.Writer && got.id.Writer != "" {
+			typ = sink.ErrConcurrentWriter
+		}
+		return sink.Permanent(typ, fmt.Errorf("object %s exists and is %s, not %s (%s): another writer wrote this range, or the object was changed", key, got, want, diff))
 	}
 	return nil
 }
 
-// User metadata keys on data objects (the SDK adds x-oss-meta-).
-const (
-	metaConnector = "Dumpflow-Connector"
-	metaFirst     = "Dumpflow-First"
-	metaEnd       = "Dumpflow-End"
-	metaStart     = "Dumpflow-Start"
-	metaRecords   = "Dumpflow-Records"
-)
-
-// ObjectName is the data object's name for batch id, without the folder:
+// ObjectName is a data object's name, without its folder:
 // partition_<p>_offset_<first>_<8 hex chars of SHA-256(connector, topic,
-// partition, first, end)>.
+// partition, first)>. It depends on where the range starts and not where
+// it ends, so a key can hold only one range starting at that offset:
+// forbid-overwrite then makes two writers of one partition collide instead
+// of writing overlapping objects. Legacy batches (BatchID.LegacyNames) hash
+// the end too, as the first build did.
 func ObjectName(id sink.BatchID) string {
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%d", id.Connector, id.Topic, id.Partition, id.First, id.End)))
+	var h [32]byte
+	if id.LegacyNames {
+		h = sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%d", id.Connector, id.Topic, id.Partition, id.First, id.End)))
+	} else {
+		h = sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d", id.Connector, id.Topic, id.Partition, id.First)))
+	}
 	return fmt.Sprintf("partition_%d_offset_%d_%s", id.Partition, id.First, hex.EncodeToString(h[:4]))
 }
 
@@ -231,16 +235,34 @@ func (s *Sink) folder(topic string, partition int32, ts time.Time) string {
 	return withSlash(r.Replace(s.spec.Path))
 }
 
+// timeVars are the path template's time variables.
+var timeVars = []string{"{yyyy}", "{MM}", "{dd}", "{HH}", "{mm}"}
+
 // root is the static part of the path template, the folder where the
 // partition's meta object lives: the template up to its first time
 // variable, cut back to a '/' boundary, with {topic} and {partition} filled.
 func (s *Sink) root(topic string, partition int32) string {
-	return s.static(topic, strconv.Itoa(int(partition)), "{yyyy}", "{MM}", "{dd}", "{HH}", "{mm}")
+	return s.static(topic, strconv.Itoa(int(partition)), timeVars...)
 }
 
 // listPrefix is the folder under which every partition's objects lie.
 func (s *Sink) listPrefix(topic string) string {
-	return s.static(topic, "", "{partition}", "{yyyy}", "{MM}", "{dd}", "{HH}", "{mm}")
+	return s.static(topic, "", append([]string{"{partition}"}, timeVars...)...)
+}
+
+// topicInRoot reports whether the meta objects' folder names the topic.
+func (s *Sink) topicInRoot() bool {
+	p := s.spec.Path
+	i := strings.Index(p, "{topic}")
+	if i < 0 {
+		return false
+	}
+	for _, v := range timeVars {
+		if j := strings.Index(p, v); j >= 0 && j < i {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Sink) static(topic, partition string, stops ...string) string {
@@ -265,15 +287,37 @@ func withSlash(p string) string {
 }
 
 func isCode(err error, code string) bool {
-	var se oss.ServiceError
-	if errors.As(err, &se) {
+	if se, ok := serviceError(err); ok {
 		return se.Code == code
 	}
-	var sep *oss.ServiceError
-	return errors.As(err, &sep) && sep.Code == code
+	return false
 }
 
-// classify marks errors no retry can fix as permanent.
+func serviceError(err error) (oss.ServiceError, bool) {
+	var se oss.ServiceError
+	if errors.As(err, &se) {
+		return se, true
+	}
+	var sep *oss.ServiceError
+	if errors.As(err, &sep) && sep != nil {
+		return *sep, true
+	}
+	return oss.ServiceError{}, false
+}
+
+// retryableCodes are the 4xx answers a retry can fix: throttling, request
+// timeouts, and conflicts this sink resolves itself.
+var retryableCodes = map[string]bool{
+	"RequestTimeout": true, "RequestTimeTooSkewed": true, "TooManyRequests": true, "QpsLimitExceeded": true,
+	"SlowDown": true, "Throttling": true, "ServiceUnavailable": true, "FileAlreadyExists": true,
+	"OperationAborted": true, "NoSuchUpload": true, "ConcurrentUpdateObjectLimit": true,
+}
+
+// classify marks errors no retry can fix as permanent: an answer of 400..499
+// other than throttling, a timeout or a conflict the sink handles is the
+// request's or the bucket's fault (bad credentials, no such bucket, access
+// denied, an invalid argument), so the partition parks instead of retrying
+// and then routing every range to the error-data topic.
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -282,10 +326,16 @@ func classify(err error) error {
 	if errors.As(err, &pe) {
 		return err
 	}
-	for _, code := range []string{"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidBucketName"} {
-		if isCode(err, code) {
-			return sink.Permanent(code, err)
-		}
+	se, ok := serviceError(err)
+	if !ok {
+		return err
 	}
-	return err
+	if se.StatusCode == http.StatusTooManyRequests || se.StatusCode == http.StatusRequestTimeout || se.StatusCode < 400 || se.StatusCode >= 500 || retryableCodes[se.Code] {
+		return err
+	}
+	typ := se.Code
+	if typ == "" {
+		typ = "HTTP" + strconv.Itoa(se.StatusCode)
+	}
+	return sink.Permanent(typ, err)
 }

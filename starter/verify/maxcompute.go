@@ -2,9 +2,12 @@ package verify
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sort"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
@@ -12,81 +15,233 @@ import (
 	"github.com/dumpflow/dumpflow/sink/maxcompute"
 )
 
-// maxComputeLedger reads the (topic, partition, offset) columns of every
-// table partition and the connector's dead letters: together their offsets
-// must tile [start, committed), and no offset may be in the table twice
-// (count(*) = count(distinct topic, partition, offset)). Offsets Kafka
-// itself skips (transaction markers, compaction) would show as gaps.
-func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor) (map[int32]Partition, error) {
+// maxComputeLedger tiles the ranges of the connector's ledger table (the
+// last entry per range), then checks the table's rows against them: no
+// offset twice (count(*) = count(distinct topic, partition, offset)), no row
+// outside a recorded range, and as many rows in each complete range as its
+// entry says. Deep compares each data range's rows with Kafka's records
+// (count and an order-independent digest of offset, key and value) and
+// checks that the records of routed ranges are in the error-data topic or
+// the table. Rows written before the ledger existed (a connector started by
+// the first build) are tiled from their offsets.
+func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor, o Options, rep *Report) (map[int32]*Partition, error) {
 	if spec.Sink.MaxCompute.Format == connector.FormatCSV {
-		return nil, errors.New("verify needs the topic, partition and offset columns; a CSV table has none (compare row counts with 'starter table rows' instead)")
+		return nil, fmt.Errorf("verify needs the topic, partition and offset columns; a CSV table has none (compare row counts with 'starter table rows' instead)")
 	}
 	creds, err := connector.ResolveCredentials(spec.Sink.MaxCompute.Credentials)
 	if err != nil {
 		return nil, err
 	}
-	led, err := maxcompute.ReadLedger(ctx, spec, creds)
+	entries, err := maxcompute.ReadLedgerEntries(ctx, spec, creds)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := kafka.Options(spec)
-	if err != nil {
-		return nil, err
+	// Rows: offsets per partition, with a digest per row when deep.
+	type rowInfo struct {
+		count  int
+		digest uint64
 	}
-	kc, err := kafka.NewClient(opts...)
-	if err != nil {
-		return nil, err
-	}
-	defer kc.Close()
-	present := map[int32]map[int64]bool{}
-	add := func(p int32, offs []int64) {
-		if present[p] == nil {
-			present[p] = map[int64]bool{}
+	rows := map[int32]map[int64]*rowInfo{}
+	o.Progress("verify: reading the table's rows")
+	err = maxcompute.ScanRows(ctx, spec, creds, o.Deep, func(r maxcompute.Row) error {
+		if r.Topic != spec.Kafka.Topic {
+			return nil
 		}
-		for _, o := range offs {
-			present[p][o] = true
+		m := rows[r.Partition]
+		if m == nil {
+			m = map[int64]*rowInfo{}
+			rows[r.Partition] = m
 		}
+		ri := m[r.Offset]
+		if ri == nil {
+			ri = &rowInfo{}
+			m[r.Offset] = ri
+		}
+		ri.count++
+		if o.Deep {
+			ri.digest += rowDigest(r.Offset, r.Key, r.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	for p, offs := range led.Offsets {
-		add(p, offs)
-	}
-	topics := []string{spec.Errors.DeadLetterTopic}
-	if spec.Errors.ErrorDataTopic != spec.Errors.DeadLetterTopic {
-		topics = append(topics, spec.Errors.ErrorDataTopic)
-	}
-	for _, t := range topics {
-		dl, err := kc.DeadLetterOffsets(ctx, t, spec.Name, spec.Kafka.Topic)
-		if err != nil {
+	var (
+		kc   *kafka.Client
+		lets letters
+	)
+	if o.Deep {
+		if kc, err = kafkaClient(spec); err != nil {
 			return nil, err
 		}
-		for p, offs := range dl {
-			add(p, offs)
+		defer kc.Close()
+		if lets, err = readLetters(ctx, kc, spec); err != nil {
+			return nil, err
 		}
 	}
-	out := map[int32]Partition{}
-	for p, set := range present {
-		offs := make([]int64, 0, len(set))
-		for o := range set {
-			offs = append(offs, o)
+	mode := spec.Sink.MaxCompute.Mode
+	out := map[int32]*Partition{}
+	partitions := map[int32]bool{}
+	for p := range entries {
+		partitions[p] = true
+	}
+	for p := range rows {
+		partitions[p] = true
+	}
+	for p := range partitions {
+		part := &Partition{Partition: p}
+		eff := effective(entries[p])
+		var ranges []sink.Range
+		inRange := func(off int64) bool {
+			i := sort.Search(len(eff), func(i int) bool { return eff[i].End > off })
+			return i < len(eff) && eff[i].First <= off
 		}
-		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
-		var rs []sink.Range
-		for _, o := range offs {
-			if n := len(rs); n > 0 && rs[n-1].End == o {
-				rs[n-1].End++
+		var ledgerStart int64 = -1
+		if len(eff) > 0 {
+			ledgerStart = eff[0].First
+		}
+		// Rows of the first build, before the ledger's first range.
+		var legacy []int64
+		for off, ri := range rows[p] {
+			part.Records += int64(ri.count)
+			part.Duplicates += int64(ri.count - 1)
+			if ri.count > 1 {
+				part.Overlaps = append(part.Overlaps, sink.Range{First: off, End: off + 1, Object: fmt.Sprintf("row %s[%d]@%d %d times", spec.Kafka.Topic, p, off, ri.count)})
+			}
+			switch {
+			case ledgerStart < 0 || off < ledgerStart:
+				legacy = append(legacy, off)
+			case !inRange(off):
+				part.Mismatches = append(part.Mismatches, Mismatch{Range: sink.Range{First: off, End: off + 1}, Problem: "a row outside every range the ledger records"})
+			}
+		}
+		sort.Slice(legacy, func(i, j int) bool { return legacy[i] < legacy[j] })
+		for _, off := range legacy {
+			if n := len(ranges); n > 0 && ranges[n-1].End == off {
+				ranges[n-1].End++
 				continue
 			}
-			rs = append(rs, sink.Range{First: o, End: o + 1})
+			ranges = append(ranges, sink.Range{First: off, End: off + 1, Object: "rows written before the ledger"})
 		}
-		c, ok := cursors[p]
-		if !ok {
-			c = Cursor{Start: offs[0], Committed: offs[0]}
+		if len(legacy) > 0 && len(eff) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("partition %d: offsets below %d were written before the ledger table existed; they are tiled from the rows", p, ledgerStart))
 		}
-		part := Partition{Partition: p, Tiling: sink.Tile(c.Start, c.Committed, rs), Records: int64(len(led.Offsets[p])), Duplicates: int64(len(led.Duplicates[p]))}
-		for _, d := range led.Duplicates[p] {
-			part.Overlaps = append(part.Overlaps, sink.Range{First: d, End: d + 1, Object: fmt.Sprintf("row %s[%d]@%d more than once", spec.Kafka.Topic, p, d)})
+		first := ledgerStart
+		if len(ranges) > 0 {
+			first = ranges[0].First
+		}
+		c := cursorFor(cursors, p, first)
+		for _, e := range eff {
+			ranges = append(ranges, sink.Range{First: e.First, End: e.End, Object: e.Kind + " " + e.Target})
+			switch e.Kind {
+			case sink.MarkGap:
+				part.Declared = append(part.Declared, Marked{Range: sink.Range{First: e.First, End: e.End}, Note: e.Note})
+			case sink.MarkRouted:
+				part.Routed = append(part.Routed, Marked{Range: sink.Range{First: e.First, End: e.End}, Records: e.Records, Note: e.Note})
+			}
+		}
+		part.Tiling = sink.Tile(c.Start, c.Committed, ranges)
+		for _, e := range eff {
+			if e.End > c.Committed {
+				continue // not committed yet: its sessions may still be open
+			}
+			var n int64
+			var digest uint64
+			for off, ri := range rows[p] {
+				if off >= e.First && off < e.End {
+					n += int64(ri.count)
+					digest += ri.digest
+				}
+			}
+			r := sink.Range{First: e.First, End: e.End}
+			if e.Kind == maxcompute.KindData && n != e.Records {
+				part.Mismatches = append(part.Mismatches, Mismatch{Range: r, Problem: fmt.Sprintf("the ledger says %d rows, the table holds %d", e.Records, n)})
+				continue
+			}
+			if !o.Deep || e.Kind == sink.MarkGap {
+				continue
+			}
+			o.Progress("verify --deep: partition %d %s [%d,%d)", p, e.Kind, e.First, e.End)
+			part.Checked++
+			var want, missing int64
+			var wantDigest uint64
+			err := kafkaRange(ctx, kc, spec, p, e.First, e.End, func(rec *kgo.Record) {
+				if _, ok := rows[p][rec.Offset]; ok || e.Kind == maxcompute.KindData {
+					if !lets.has(p, rec.Offset, false) {
+						want++
+						wantDigest += rowDigest(rec.Offset, modeKey(mode, rec.Key), modeValue(mode, rec.Value))
+					}
+					return
+				}
+				if !lets.has(p, rec.Offset, true) {
+					missing++
+				}
+			})
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case missing > 0:
+				part.Mismatches = append(part.Mismatches, Mismatch{Range: r, Problem: fmt.Sprintf("routed range: %d records are neither in the table nor in the error-data topic %s", missing, spec.Errors.ErrorDataTopic)})
+			case n != want || digest != wantDigest:
+				part.Mismatches = append(part.Mismatches, Mismatch{Range: r, Problem: fmt.Sprintf("the table holds %d rows of the range, Kafka %d records (less dead letters); digests %016x and %016x", n, want, digest, wantDigest)})
+			}
 		}
 		out[p] = part
 	}
 	return out, nil
+}
+
+// effective is the last entry per range start, in offset order: a range
+// recorded again (new sessions after some expired, or routed after its
+// write failed) counts once, as last recorded.
+func effective(es []maxcompute.LedgerEntry) []maxcompute.LedgerEntry {
+	byFirst := map[int64]maxcompute.LedgerEntry{}
+	for _, e := range es {
+		if cur, ok := byFirst[e.First]; !ok || !e.Written.Before(cur.Written) {
+			byFirst[e.First] = e
+		}
+	}
+	out := make([]maxcompute.LedgerEntry, 0, len(byFirst))
+	for _, e := range byFirst {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].First < out[j].First })
+	return out
+}
+
+// rowDigest is an order-independent digest term of one row: the first 8
+// bytes of SHA-256(offset, key, value), NULLs distinct from empty values.
+// Digests of a range are summed, so duplicates change the sum.
+func rowDigest(offset int64, key, value []byte) uint64 {
+	h := sha256.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(offset))
+	h.Write(b[:])
+	for _, f := range [][]byte{key, value} {
+		if f == nil {
+			h.Write([]byte{0})
+			continue
+		}
+		binary.BigEndian.PutUint64(b[:], uint64(len(f)))
+		h.Write([]byte{1})
+		h.Write(b[:])
+		h.Write(f)
+	}
+	return binary.BigEndian.Uint64(h.Sum(nil)[:8])
+}
+
+// modeKey and modeValue are the key and value the sink writes in mode.
+func modeKey(mode string, k []byte) []byte {
+	if mode == connector.ModeValue {
+		return nil
+	}
+	return k
+}
+
+func modeValue(mode string, v []byte) []byte {
+	if mode == connector.ModeKey {
+		return nil
+	}
+	return v
 }

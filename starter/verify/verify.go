@@ -1,23 +1,44 @@
 // Package verify builds a connector's offset-coverage ledger: for every
-// partition, whether the ranges present in the sink tile [start, committed)
-// exactly — no gap (loss), no overlap (duplicate). The starter's verify
-// command prints it; tests assert it.
+// partition, whether the ranges the sink records tile [start, committed)
+// exactly — no gap (loss), no overlap (duplicate) — counting ranges routed
+// to the error-data topic and gaps an operator declared (records deleted
+// from Kafka before they were dumped) as accounted for, and listing them.
+//
+// Run reads the sink's own records: OSS data and marker objects with their
+// metadata, the MaxCompute ledger table and the table's (topic, partition,
+// offset) columns. With Options.Deep it also reads the data itself — every
+// object's body, every row — and compares each range's record count and
+// checksum with the records Kafka holds for it, so it finds what metadata
+// hides: a truncated or altered object, a missing or duplicated row, a
+// routed range whose records never reached the error-data topic.
 package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/sink"
-	"github.com/dumpflow/dumpflow/sink/oss"
 )
 
 // Cursor is a partition's start and committed offsets.
 type Cursor struct {
 	Start     int64 `json:"start"`
 	Committed int64 `json:"committed"`
+}
+
+// Options tune Run.
+type Options struct {
+	// Deep reads the data itself and compares it with Kafka's records.
+	Deep bool
+	// Progress, if set, is told what Deep is reading.
+	Progress func(format string, args ...any)
 }
 
 // Partition is one partition's ledger.
@@ -29,27 +50,77 @@ type Partition struct {
 	// Duplicates counts records present more than once (MaxCompute rows:
 	// count(*) - count(distinct topic, partition, offset)).
 	Duplicates int64 `json:"duplicates"`
+	// Declared are gaps an operator acknowledged: records deleted from
+	// Kafka before they were dumped.
+	Declared []Marked `json:"declared,omitempty"`
+	// Routed are ranges sent to the error-data topic.
+	Routed []Marked `json:"routed,omitempty"`
+	// Checked is how many ranges Deep compared with Kafka.
+	Checked int `json:"checked,omitempty"`
+	// Mismatches are ranges whose data does not match Kafka (Deep).
+	Mismatches []Mismatch `json:"mismatches,omitempty"`
+}
+
+// Marked is a declared gap or routed range.
+type Marked struct {
+	sink.Range
+	Records int64  `json:"records,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// Mismatch is a range whose data disagrees with Kafka.
+type Mismatch struct {
+	sink.Range
+	Problem string `json:"problem"`
+}
+
+// OK reports whether the partition's ledger is exact.
+func (p Partition) OK() bool {
+	return p.Tiling.OK() && p.Duplicates == 0 && len(p.Mismatches) == 0
 }
 
 // Report is a connector's ledger.
 type Report struct {
 	Connector  string      `json:"connector"`
 	Sink       string      `json:"sink"`
+	Deep       bool        `json:"deep"`
 	Partitions []Partition `json:"partitions"`
-	OK         bool        `json:"ok"`
+	// Foreign are objects in the connector's folder named like dumpflow's
+	// without (valid) dumpflow metadata: they fail verify.
+	Foreign []Foreign `json:"foreign,omitempty"`
+	// OtherConnectors counts objects of other connectors in the folder.
+	OtherConnectors int `json:"otherConnectors,omitempty"`
+	// Other are other keys in the folder (listed, not judged).
+	Other []string `json:"other,omitempty"`
+	// Notes are facts worth knowing that do not fail verify.
+	Notes []string `json:"notes,omitempty"`
+	OK    bool     `json:"ok"`
+}
+
+// Foreign is an object that looks like dumpflow's and is not.
+type Foreign struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
 }
 
 // Run builds the ledger of spec's sink against cursors (partition → start
 // and committed offset, from the workflow or the consumer group).
-func Run(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor) (Report, error) {
-	rep := Report{Connector: spec.Name, Sink: spec.Sink.Type, OK: true}
-	var parts map[int32]Partition
+func Run(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor, opts ...Options) (Report, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, ...any) {}
+	}
+	rep := Report{Connector: spec.Name, Sink: spec.Sink.Type, Deep: o.Deep}
+	var parts map[int32]*Partition
 	var err error
 	switch spec.Sink.Type {
 	case connector.SinkOSS:
-		parts, err = ossLedger(ctx, spec, cursors)
+		parts, err = ossLedger(ctx, spec, cursors, o, &rep)
 	case connector.SinkMaxCompute:
-		parts, err = maxComputeLedger(ctx, spec, cursors)
+		parts, err = maxComputeLedger(ctx, spec, cursors, o, &rep)
 	default:
 		err = fmt.Errorf("sink.type %q: verify supports oss and maxcompute", spec.Sink.Type)
 	}
@@ -58,12 +129,13 @@ func Run(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor) (R
 	}
 	for p, c := range cursors {
 		if _, ok := parts[p]; !ok {
-			parts[p] = Partition{Partition: p, Tiling: sink.Tile(c.Start, c.Committed, nil)}
+			parts[p] = &Partition{Partition: p, Tiling: sink.Tile(c.Start, c.Committed, nil)}
 		}
 	}
+	rep.OK = len(rep.Foreign) == 0
 	for _, p := range parts {
-		rep.Partitions = append(rep.Partitions, p)
-		if !p.OK() || p.Duplicates > 0 {
+		rep.Partitions = append(rep.Partitions, *p)
+		if !p.OK() {
 			rep.OK = false
 		}
 	}
@@ -71,33 +143,91 @@ func Run(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor) (R
 	return rep, nil
 }
 
-func ossLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor) (map[int32]Partition, error) {
-	creds, err := connector.ResolveCredentials(spec.Sink.OSS.Credentials)
+// cursorFor is the partition's cursor, or — for a partition the sink holds
+// but the cursors do not name — one that commits nothing.
+func cursorFor(cursors map[int32]Cursor, p int32, first int64) Cursor {
+	if c, ok := cursors[p]; ok {
+		return c
+	}
+	return Cursor{Start: first, Committed: first}
+}
+
+// kafkaClient is a client for spec's cluster.
+func kafkaClient(spec *connector.Spec) (*kafka.Client, error) {
+	opts, err := kafka.Options(spec)
 	if err != nil {
 		return nil, err
 	}
-	s, err := oss.New(spec, creds)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := s.Objects(ctx, spec.Name, spec.Kafka.Topic)
-	if err != nil {
-		return nil, err
-	}
-	ranges := map[int32][]sink.Range{}
-	records := map[int32]int64{}
-	for _, o := range objs {
-		ranges[o.Partition] = append(ranges[o.Partition], sink.Range{First: o.First, End: o.End, Object: o.Key})
-		records[o.Partition] += o.Records
-	}
-	out := map[int32]Partition{}
-	for p, rs := range ranges {
-		c, ok := cursors[p]
-		if !ok {
-			// Objects of a partition with no cursor: nothing is committed.
-			c = Cursor{Start: rs[0].First, Committed: rs[0].First}
+	return kafka.NewClient(opts...)
+}
+
+// letters are the records a connector sent to its dead-letter and
+// error-data topics, by source partition and offset: the stages they
+// failed at ("write" for records of routed ranges).
+type letters map[int32]map[int64][]string
+
+// has reports whether offset o of partition p was sent with a stage other
+// than "write" (a dead letter) — or, with routed, with stage "write".
+func (l letters) has(p int32, o int64, routed bool) bool {
+	for _, st := range l[p][o] {
+		if (st == "write") == routed {
+			return true
 		}
-		out[p] = Partition{Partition: p, Tiling: sink.Tile(c.Start, c.Committed, rs), Records: records[p]}
+	}
+	return false
+}
+
+// readLetters reads the connector's dead-letter and error-data topics.
+func readLetters(ctx context.Context, kc *kafka.Client, spec *connector.Spec) (letters, error) {
+	out := letters{}
+	topics := []string{spec.Errors.DeadLetterTopic}
+	if spec.Errors.ErrorDataTopic != spec.Errors.DeadLetterTopic {
+		topics = append(topics, spec.Errors.ErrorDataTopic)
+	}
+	for _, t := range topics {
+		bounds, err := kc.Bounds(ctx, t)
+		if err != nil {
+			if errors.Is(err, kafka.ErrNoTopic) {
+				continue
+			}
+			return nil, err
+		}
+		for p, b := range bounds {
+			if b.Err != nil {
+				return nil, fmt.Errorf("offsets of %s[%d]: %w", t, p, b.Err)
+			}
+			err := kc.ReadRange(ctx, t, p, b.Start, min(b.End, max(b.Stable, b.Start)), kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+				h := map[string]string{}
+				for _, kv := range r.Headers {
+					h[kv.Key] = string(kv.Value)
+				}
+				if h[kafka.HeaderConnector] != spec.Name || h[kafka.HeaderTopic] != spec.Kafka.Topic {
+					return true, nil
+				}
+				sp, err1 := strconv.ParseInt(h[kafka.HeaderPartition], 10, 32)
+				off, err2 := strconv.ParseInt(h[kafka.HeaderOffset], 10, 64)
+				if err1 != nil || err2 != nil {
+					return true, nil
+				}
+				if out[int32(sp)] == nil {
+					out[int32(sp)] = map[int64][]string{}
+				}
+				out[int32(sp)][off] = append(out[int32(sp)][off], h[kafka.HeaderStage])
+				return true, nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("read dead letters from %s[%d]: %w", t, p, err)
+			}
+		}
 	}
 	return out, nil
+}
+
+// kafkaRange calls fn with every record Kafka holds in [first, end) of the
+// spec's topic partition (read_committed).
+func kafkaRange(ctx context.Context, kc *kafka.Client, spec *connector.Spec, p int32, first, end int64, fn func(r *kgo.Record)) error {
+	return kc.ReadRange(ctx, spec.Kafka.Topic, p, first, end, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+		fn(r)
+		return true, nil
+	})
 }

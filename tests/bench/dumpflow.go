@@ -131,7 +131,11 @@ func (e *env) dump(ctx context.Context, cfg dumpConfig, hwm map[int32]int64, pol
 	res := dumpResult{Spec: *spec}
 	start, cpu0 := time.Now(), cpuTime()
 	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue},
-		workflows.ConnectorName, workflows.ConnectorInput{Spec: *spec, HistoryLimit: cfg.HistoryLimit})
+		workflows.ConnectorName, func() workflows.ConnectorInput {
+			in := workflows.NewInput(spec)
+			in.HistoryLimit = cfg.HistoryLimit
+			return in
+		}())
 	if err != nil {
 		return res, fmt.Errorf("start connector: %w", err)
 	}

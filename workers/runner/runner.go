@@ -11,12 +11,14 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/workflows"
 )
 
@@ -32,6 +34,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Identity shown in the Web UI for this worker. Optional.
 	Identity string
+	// BatchMemory caps the bytes of batches the worker buffers at once
+	// (OSS object bodies wait for their share before they are read).
+	// Optional. Default: 256MiB; negative: unlimited.
+	BatchMemory int64
+	// MaxConcurrentActivities caps activities running at once on this
+	// worker. Optional. Default: 64.
+	MaxConcurrentActivities int
+	// MaxConcurrentWorkflowTasks caps workflow tasks running at once.
+	// Optional. Default: the SDK's.
+	MaxConcurrentWorkflowTasks int
 }
 
 func (c *Config) defaults() {
@@ -47,12 +59,21 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.BatchMemory == 0 {
+		c.BatchMemory = DefaultBatchMemory
+	}
+	if c.MaxConcurrentActivities == 0 {
+		c.MaxConcurrentActivities = 64
+	}
 }
+
+// DefaultBatchMemory is a worker's default batch memory budget.
+const DefaultBatchMemory = 256 << 20
 
 // Register registers every dumpflow workflow and activity on r under their
 // documented names.
 func Register(r worker.Registry, acts *activities.Activities) {
-	r.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
+	RegisterWorkflows(r)
 	for name, fn := range map[string]any{
 		activities.DiscoverName:       acts.Discover,
 		activities.FetchRangesName:    acts.FetchRanges,
@@ -60,9 +81,24 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.WritePartitionName: acts.WritePartition,
 		activities.CommitOffsetsName:  acts.CommitOffsets,
 		activities.RouteRangeName:     acts.RouteRange,
+		activities.DeclareGapName:     acts.DeclareGap,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
+}
+
+// RegisterWorkflows registers dumpflow's workflows on r (a worker or a
+// replayer) under their documented names.
+func RegisterWorkflows(r interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}) {
+	r.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
+}
+
+// Interceptors are the worker interceptors dumpflow's workflows need; a
+// replayer must use them too.
+func Interceptors() []interceptor.WorkerInterceptor {
+	return []interceptor.WorkerInterceptor{workflows.SignalOrder()}
 }
 
 // Dial connects a Temporal client per cfg.
@@ -96,9 +132,14 @@ func RunWithClient(ctx context.Context, c client.Client, cfg Config) error {
 	cfg.defaults()
 	pool := kafka.NewPool()
 	defer pool.Close()
-	acts := activities.New(pool, activities.WithLogger(cfg.Logger))
+	acts := activities.New(pool, activities.WithLogger(cfg.Logger), activities.WithTemporalClient(c),
+		activities.WithBudget(sink.NewBudget(cfg.BatchMemory)))
 	defer acts.Close()
-	w := worker.New(c, cfg.TaskQueue, worker.Options{})
+	w := worker.New(c, cfg.TaskQueue, worker.Options{
+		Interceptors:                           Interceptors(),
+		MaxConcurrentActivityExecutionSize:     cfg.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: cfg.MaxConcurrentWorkflowTasks,
+	})
 	Register(w, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)

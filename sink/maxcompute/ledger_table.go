@@ -1,0 +1,383 @@
+package maxcompute
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/data"
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/tunnel"
+
+	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/sink"
+)
+
+// DefaultLedgerTable is the table, in the sink's project, where the sink
+// records every range it writes. It is the MaxCompute sink's source of
+// truth, as the meta and data objects are the OSS sink's: a connector whose
+// workflow was lost (terminated, deleted, its Temporal cluster rebuilt)
+// resumes from it, verify tiles its ranges, and a second writer of a
+// partition is refused by it.
+const DefaultLedgerTable = "dumpflow_ledger"
+
+// LedgerDDL creates the ledger table (%s: its name). One partition per
+// connector, topic and Kafka partition; one row per range.
+const LedgerDDL = "CREATE TABLE IF NOT EXISTS %s (start_offset BIGINT, first_offset BIGINT, end_offset BIGINT, kind STRING, records BIGINT, " +
+	"target STRING, sessions STRING, writer STRING, note STRING, written_ms BIGINT) " +
+	"PARTITIONED BY (connector STRING, topic STRING, kafka_partition STRING)"
+
+var ledgerColumns = []string{"start_offset", "first_offset", "end_offset", "kind", "records", "target", "sessions", "writer", "note", "written_ms"}
+
+// Ledger entry kinds.
+const (
+	// KindData is a range written into upload sessions. The entry is
+	// recorded after every block is uploaded and before any session is
+	// committed (an intent): the range is complete once its sessions are
+	// committed, which Resume checks.
+	KindData = "data"
+)
+
+// LedgerEntry is one row of the ledger table.
+type LedgerEntry struct {
+	Connector string `json:"connector"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Start     int64  `json:"start"`
+	First     int64  `json:"first"`
+	End       int64  `json:"end"`
+	// Kind is data, gap (sink.MarkGap) or routed (sink.MarkRouted).
+	Kind    string `json:"kind"`
+	Records int64  `json:"records"`
+	// Target is the data table, project.table.
+	Target   string         `json:"target"`
+	Sessions []sink.Session `json:"sessions,omitempty"`
+	Writer   string         `json:"writer,omitempty"`
+	Note     string         `json:"note,omitempty"`
+	Written  time.Time      `json:"written"`
+}
+
+// ledgerPartition is the ledger partition of one Kafka partition.
+func ledgerPartition(connector, topic string, p int32) string {
+	return fmt.Sprintf("connector=%s/topic=%s/kafka_partition=%d", connector, topic, p)
+}
+
+// ensureLedger loads the ledger table once, creating it when missing.
+func (s *Sink) ensureLedger(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ledgerReady {
+		return nil
+	}
+	if err := s.c.ensureLedger(ctx); err != nil {
+		return err
+	}
+	s.ledgerReady = true
+	return nil
+}
+
+func (c *client) ensureLedger(ctx context.Context) error {
+	t := c.odps.Table(c.opts.ledgerTable)
+	err := t.Load()
+	if err != nil {
+		if code := errorCode(err); code != "NoSuchTable" && code != "NoSuchObject" && !isNotFound(err) {
+			return classify(fmt.Sprintf("load ledger table %s.%s", c.mc.Project, c.opts.ledgerTable), err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ddl := fmt.Sprintf(LedgerDDL, c.opts.ledgerTable) + ";"
+		ins, err := c.odps.ExecSQl(ddl, map[string]string{"odps.namespace.schema": "false"})
+		if err == nil {
+			err = ins.WaitForSuccess()
+		}
+		if err != nil {
+			if permanentType(err) == ErrAccessDenied {
+				return classify(fmt.Sprintf("create ledger table %s.%s (ask an administrator to run: %s)", c.mc.Project, c.opts.ledgerTable, ddl), err)
+			}
+			if _, ok := asServiceError(err); ok {
+				return classify(fmt.Sprintf("create ledger table %s.%s", c.mc.Project, c.opts.ledgerTable), err)
+			}
+			return sink.Permanent(ErrCreateTable, fmt.Errorf("create ledger table %s.%s: %w", c.mc.Project, c.opts.ledgerTable, err))
+		}
+		if err := t.Load(); err != nil {
+			return classify(fmt.Sprintf("load ledger table %s.%s after creating it", c.mc.Project, c.opts.ledgerTable), err)
+		}
+	}
+	var have []string
+	for _, col := range t.Schema().Columns {
+		have = append(have, strings.ToLower(col.Name))
+	}
+	if !slices.Equal(have, ledgerColumns) {
+		return sink.Permanent(ErrSchemaMismatch, fmt.Errorf("ledger table %s.%s has columns %v, want %v (%s)", c.mc.Project, c.opts.ledgerTable, have, ledgerColumns, fmt.Sprintf(LedgerDDL, c.opts.ledgerTable)))
+	}
+	return nil
+}
+
+// appendLedger records e in its own upload session: one block, one commit.
+func (c *client) appendLedger(ctx context.Context, e LedgerEntry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	part := ledgerPartition(e.Connector, e.Topic, e.Partition)
+	table := c.opts.ledgerTable
+	up, err := c.tunnel.CreateUploadSession(c.mc.Project, table, tunnel.SessionCfg.WithPartitionKey(part), tunnel.SessionCfg.WithCreatePartition())
+	if err != nil && errorCode(err) == "NoSuchPartition" {
+		if aerr := c.odps.Table(table).AddPartition(true, part); aerr != nil {
+			return classify(fmt.Sprintf("add ledger partition %s", part), aerr)
+		}
+		up, err = c.tunnel.CreateUploadSession(c.mc.Project, table, tunnel.SessionCfg.WithPartitionKey(part))
+	}
+	if err != nil {
+		return classify(fmt.Sprintf("create upload session on ledger %s %s", table, part), err)
+	}
+	sessions, _ := json.Marshal(e.Sessions)
+	row := data.Record{
+		data.BigInt(e.Start), data.BigInt(e.First), data.BigInt(e.End), data.String(e.Kind), data.BigInt(e.Records),
+		data.String(e.Target), data.String(sessions), data.String(e.Writer), data.String(e.Note), data.BigInt(e.Written.UnixMilli()),
+	}
+	w, err := up.OpenRecordWriter(0)
+	if err == nil {
+		err = w.Write(row)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return classify(fmt.Sprintf("write ledger row %s [%d,%d)", part, e.First, e.End), err)
+	}
+	if err := up.Commit([]int{0}); err != nil {
+		// A lost answer may hide a commit that happened: a duplicate ledger
+		// row is harmless (readers take the last row per range).
+		if lerr := up.Load(); lerr != nil || up.Status() != tunnel.UploadStatusClosed {
+			return classify(fmt.Sprintf("commit ledger row %s [%d,%d)", part, e.First, e.End), err)
+		}
+	}
+	return nil
+}
+
+// ledgerTail reads the last n entries of one Kafka partition's ledger
+// partition (all when n ≤ 0). A missing partition has none.
+func (c *client) ledgerTail(ctx context.Context, connector, topic string, p int32, n int) ([]LedgerEntry, error) {
+	part := ledgerPartition(connector, topic, p)
+	var out []LedgerEntry
+	err := c.downloadTable(ctx, c.opts.ledgerTable, part, ledgerColumns, n, func(rec data.Record) error {
+		e, err := parseLedgerRow(rec)
+		if err != nil {
+			return fmt.Errorf("ledger %s: %w", part, err)
+		}
+		e.Connector, e.Topic, e.Partition = connector, topic, p
+		out = append(out, e)
+		return nil
+	})
+	if err != nil && (errorCode(err) == "NoSuchPartition" || isNotFound(err)) {
+		return nil, nil
+	}
+	return out, err
+}
+
+func parseLedgerRow(rec data.Record) (LedgerEntry, error) {
+	if len(rec) < len(ledgerColumns) {
+		return LedgerEntry{}, fmt.Errorf("row has %d columns, want %d", len(rec), len(ledgerColumns))
+	}
+	var e LedgerEntry
+	ints := []*int64{&e.Start, &e.First, &e.End}
+	for i, dst := range ints {
+		v, ok := goValue(rec[i]).(int64)
+		if !ok {
+			return LedgerEntry{}, fmt.Errorf("column %s is not a BIGINT", ledgerColumns[i])
+		}
+		*dst = v
+	}
+	e.Kind, _ = goValue(rec[3]).(string)
+	e.Records, _ = goValue(rec[4]).(int64)
+	e.Target, _ = goValue(rec[5]).(string)
+	if js, _ := goValue(rec[6]).(string); js != "" && js != "null" {
+		if err := json.Unmarshal([]byte(js), &e.Sessions); err != nil {
+			return LedgerEntry{}, fmt.Errorf("column sessions: %w", err)
+		}
+	}
+	e.Writer, _ = goValue(rec[7]).(string)
+	e.Note, _ = goValue(rec[8]).(string)
+	ms, _ := goValue(rec[9]).(int64)
+	e.Written = time.UnixMilli(ms).UTC()
+	return e, nil
+}
+
+// latest returns the entry that ends last (the last written among equals).
+func latest(es []LedgerEntry) (LedgerEntry, bool) {
+	if len(es) == 0 {
+		return LedgerEntry{}, false
+	}
+	best := es[0]
+	for _, e := range es[1:] {
+		if e.End > best.End || e.End == best.End && !e.Written.Before(best.Written) {
+			best = e
+		}
+	}
+	return best, true
+}
+
+// ledgerTailSize is how many trailing ledger rows a writer reads to find a
+// partition's last range.
+const ledgerTailSize = 16
+
+// checkWriter refuses batch id when the partition's ledger shows ranges at
+// or past id.First recorded by another writer, or by this one for another
+// range (see the OSS sink's rule). It returns the partition's last entry.
+func (s *Sink) checkWriter(ctx context.Context, id sink.BatchID) (LedgerEntry, bool, error) {
+	tail, err := s.c.ledgerTail(ctx, id.Connector, id.Topic, id.Partition, ledgerTailSize)
+	if err != nil {
+		return LedgerEntry{}, false, err
+	}
+	last, ok := latest(tail)
+	if !ok {
+		return last, false, nil
+	}
+	switch {
+	case last.End <= id.First, last.First == id.First && last.End == id.End:
+		return last, true, nil
+	case last.Writer != id.Writer:
+		return last, true, sink.Permanent(sink.ErrConcurrentWriter, fmt.Errorf("partition %d of connector %s is being written by another writer (%s, up to offset %d, %s); this writer (%s) is at offset %d: one connector name must have one writer",
+			id.Partition, id.Connector, last.Writer, last.End, last.Written.Format(time.RFC3339), id.Writer, id.First))
+	default:
+		return last, true, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger %s records [%d,%d), past this batch %s: the range was recorded already",
+			ledgerPartition(id.Connector, id.Topic, id.Partition), last.First, last.End, id))
+	}
+}
+
+// Mark implements sink.Marker with a ledger row of the mark's kind.
+func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
+	if err := s.ensureLedger(ctx); err != nil {
+		return false, err
+	}
+	if _, err := s.ensureTable(ctx); err != nil {
+		return false, err
+	}
+	if _, _, err := s.checkWriter(ctx, m.ID); err != nil {
+		return false, err
+	}
+	id := m.ID
+	return false, s.c.appendLedger(ctx, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
+		First: id.First, End: id.End, Kind: m.Kind, Records: m.Records, Target: s.c.name(), Writer: id.Writer, Note: m.Reason, Written: m.At})
+}
+
+// Resume implements sink.Resumer from the ledger: the partition continues
+// at the end of its last range whose sessions are committed. A data range
+// whose sessions are not all committed comes back as Pending with its
+// sessions (committed ones marked), so the connector finishes it with them.
+// A session the service no longer knows (older than its 24-hour lifetime)
+// counts as committed when the table holds rows of the range in its
+// partition.
+func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partition int32, _ string) (sink.ResumePoint, bool, error) {
+	if err := s.ensureLedger(ctx); err != nil {
+		return sink.ResumePoint{}, false, err
+	}
+	if _, err := s.ensureTable(ctx); err != nil {
+		return sink.ResumePoint{}, false, err
+	}
+	tail, err := s.c.ledgerTail(ctx, connectorName, topic, partition, ledgerTailSize)
+	if err != nil {
+		return sink.ResumePoint{}, false, err
+	}
+	last, ok := latest(tail)
+	if !ok {
+		return sink.ResumePoint{}, false, nil
+	}
+	rp := sink.ResumePoint{Start: last.Start, Next: last.End}
+	if last.Kind != KindData {
+		return rp, true, nil
+	}
+	pending := &sink.Pending{First: last.First, End: last.End}
+	complete := true
+	for _, sess := range last.Sessions {
+		done, err := s.sessionCommitted(ctx, sess, topic, partition, last.First, last.End)
+		if err != nil {
+			return sink.ResumePoint{}, false, err
+		}
+		sess.Committed = done
+		complete = complete && done
+		pending.Sessions = append(pending.Sessions, sess)
+	}
+	if !complete {
+		rp.Next, rp.Pending = last.First, pending
+	}
+	return rp, true, nil
+}
+
+// sessionCommitted tells whether sess holds committed rows: from its status
+// while the service knows it, else from the rows of [first, end) of the
+// Kafka partition in its table partition.
+func (s *Sink) sessionCommitted(ctx context.Context, sess sink.Session, topic string, partition int32, first, end int64) (bool, error) {
+	mc := s.c.mc
+	up, err := s.c.tunnel.AttachToExistedUploadSession(mc.Project, mc.Table, sess.ID, tunnel.SessionCfg.WithPartitionKey(sess.Partition))
+	if err == nil {
+		st := &stream{id: sess.ID, part: sess.Partition, up: up}
+		done, serr := s.settled(ctx, st)
+		if serr == nil {
+			return done, nil
+		}
+		if permanentTypeOf(serr) != ErrSessionExpired {
+			return false, serr
+		}
+	} else if permanentType(err) != ErrSessionExpired && !isNotFound(err) {
+		return false, classify(fmt.Sprintf("attach upload session %s on %s", sess.ID, sess.Partition), err)
+	}
+	// The session is gone: look for the range's rows.
+	found := false
+	err = s.c.download(ctx, sess.Partition, []string{"topic", "partition", "offset"}, func(rec data.Record) error {
+		t, p, off, ok := ledgerRow(rec)
+		if ok && t == topic && p == partition && off >= first && off < end {
+			found = true
+		}
+		return nil
+	})
+	if err != nil && (errorCode(err) == "NoSuchPartition" || isNotFound(err)) {
+		return false, nil
+	}
+	return found, err
+}
+
+func permanentTypeOf(err error) string {
+	if pe, ok := asPermanent(err); ok {
+		return pe.Type
+	}
+	return ""
+}
+
+// ReadLedgerEntries reads every ledger entry of spec's connector and topic,
+// per Kafka partition in the order written.
+func ReadLedgerEntries(ctx context.Context, spec *connector.Spec, creds connector.Credentials, opts ...Option) (map[int32][]LedgerEntry, error) {
+	c, err := newClient(spec, creds, opts)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := c.odps.Table(c.opts.ledgerTable).GetPartitions()
+	if err != nil {
+		if code := errorCode(err); code == "NoSuchTable" || code == "NoSuchObject" || isNotFound(err) {
+			return map[int32][]LedgerEntry{}, nil
+		}
+		return nil, classify("list ledger partitions", err)
+	}
+	out := map[int32][]LedgerEntry{}
+	prefix := fmt.Sprintf("connector=%s/topic=%s/kafka_partition=", spec.Name, spec.Kafka.Topic)
+	for _, pt := range parts {
+		v, _ := normalizeSpec(pt.Value())
+		if !strings.HasPrefix(v, prefix) {
+			continue
+		}
+		p, err := strconv.ParseInt(strings.TrimPrefix(v, prefix), 10, 32)
+		if err != nil {
+			continue
+		}
+		es, err := c.ledgerTail(ctx, spec.Name, spec.Kafka.Topic, int32(p), 0)
+		if err != nil {
+			return nil, err
+		}
+		out[int32(p)] = es
+	}
+	return out, nil
+}
