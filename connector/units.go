@@ -104,3 +104,14 @@ func (b *ByteSize) UnmarshalJSON(data []byte) error {
 	*b = v
 	return nil
 }
+
+// Set parses s (a number of bytes or a size with a unit): ByteSize is a
+// flag.Value.
+func (b *ByteSize) Set(s string) error {
+	v, err := ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}

@@ -15,8 +15,10 @@ import (
 
 // ReadOptions tune ReadRange.
 type ReadOptions struct {
-	// FetchMaxPartitionBytes bounds one fetch response per partition.
-	// Optional. Default: 8MiB.
+	// FetchMaxPartitionBytes bounds one fetch response per partition: a
+	// reader holds about two responses at a time (the one being read and
+	// the next, fetched meanwhile). Optional. Default: 1MiB (Kafka's and
+	// franz-go's default).
 	FetchMaxPartitionBytes int32
 	// StallTimeout is how long a read may go without seeing a new offset
 	// before it fails with a *StallError. Fetch errors that franz-go retries
@@ -73,7 +75,7 @@ func (c *Client) ReadRange(ctx context.Context, topic string, partition int32, f
 		opt.StallTimeout = DefaultStallTimeout
 	}
 	if opt.FetchMaxPartitionBytes == 0 {
-		opt.FetchMaxPartitionBytes = 8 << 20
+		opt.FetchMaxPartitionBytes = 1 << 20
 	}
 	r, err := c.reads.acquire(c.opts, readerKey{topic, partition, opt.FetchMaxPartitionBytes}, from)
 	if err != nil {

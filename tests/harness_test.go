@@ -48,6 +48,7 @@ type stack struct {
 	kafka    *kfake.Cluster
 	brokers  []string
 	oss      *httptest.Server
+	ossFake  *ossfake.Server // for fault injection
 	ossDir   string
 	ossParts atomic.Int64     // multipart UploadPart requests the OSS fake served
 	mc       *httptest.Server // MaxCompute emulator: REST at mc.URL+"/api", tunnel at mc.URL
@@ -75,6 +76,7 @@ func newStack(t *testing.T) *stack {
 	s.ossDir = t.TempDir()
 	fake, err := ossfake.New(ossfake.Options{Dir: s.ossDir, Buckets: []string{bucket}})
 	require.NoError(t, err)
+	s.ossFake = fake
 	s.oss = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
 			s.ossParts.Add(1)
@@ -253,12 +255,26 @@ func (s *stack) ossObjects(spec *connector.Spec) []ossink.Object {
 	return objs
 }
 
-// verifyLedger asserts the offset-coverage ledger is exact.
+// verifyLedger asserts the offset-coverage ledger is exact, from the
+// sink's metadata and — deep — from the data itself compared with Kafka.
 func (s *stack) verifyLedger(spec *connector.Spec) verify.Report {
 	s.t.Helper()
 	rep, err := verify.Run(context.Background(), spec, s.cursors(spec))
 	require.NoError(s.t, err)
 	require.Truef(s.t, rep.OK, "ledger not exact: %+v", rep)
+	deep := s.verifyDeep(spec)
+	return deep
+}
+
+// verifyDeep runs verify --deep and asserts it is exact.
+func (s *stack) verifyDeep(spec *connector.Spec) verify.Report {
+	s.t.Helper()
+	rep, err := verify.Run(context.Background(), spec, s.cursors(spec), verify.Options{Deep: true})
+	require.NoError(s.t, err)
+	require.Truef(s.t, rep.OK, "deep ledger not exact: %+v", rep)
+	for _, p := range rep.Partitions {
+		require.Equalf(s.t, p.Ranges, p.Checked, "verify --deep checked every range of partition %d", p.Partition)
+	}
 	return rep
 }
 

@@ -14,8 +14,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
+	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/workers/runner"
 )
 
@@ -25,7 +27,21 @@ func main() {
 	flag.StringVar(&cfg.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	flag.StringVar(&cfg.TaskQueue, "task-queue", "dumpflow", "task queue to poll")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
+	batchMemory := connector.ByteSize(runner.DefaultBatchMemory)
+	flag.Var(&batchMemory, "batch-memory", "bytes of batches (OSS object bodies) the worker buffers at once; more wait")
+	memoryLimit := connector.ByteSize(0)
+	flag.Var(&memoryLimit, "memory-limit", "soft memory limit for the Go runtime (default: batch-memory + 128MiB; the GOMEMLIMIT environment variable wins)")
+	flag.IntVar(&cfg.MaxConcurrentActivities, "max-activities", 64, "activities run at once")
 	flag.Parse()
+	cfg.BatchMemory = int64(batchMemory)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if memoryLimit == 0 {
+			memoryLimit = batchMemory + 128<<20
+		}
+		// The collector works harder as the heap nears the limit, instead of
+		// letting it grow to twice what is live.
+		debug.SetMemoryLimit(int64(memoryLimit))
+	}
 
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

@@ -77,6 +77,7 @@ type options struct {
 	verbose                   bool
 	diag                      bool
 	repeat                    int
+	memory                    bool
 }
 
 func parseFlags() options {
@@ -101,7 +102,15 @@ func parseFlags() options {
 	flag.DurationVar(&o.poll, "poll", 50*time.Millisecond, "status query interval while waiting for the dump")
 	flag.BoolVar(&o.diag, "diag", false, "after the measurements, time WritePartition's steps (read, add, commit) outside Temporal")
 	flag.BoolVar(&o.verbose, "v", false, "log the stack's warnings and errors to stderr")
+	flag.BoolVar(&o.memory, "memory", false, "measure a worker process's peak memory instead: -partitions (default 12) partitions, -concurrency loops, connector default batch sizes")
 	flag.Parse()
+	if o.memory {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["partitions"] {
+			o.partitions = 12
+		}
+	}
 	o.repeat = max(o.repeat, 1)
 	if o.maxRecords == 0 {
 		o.maxRecords = min(1_000_000, max(1, int((int64(o.maxBytes)+int64(o.size)-1)/int64(o.size))))
@@ -174,6 +183,9 @@ func run(o options) error {
 		}
 	}
 
+	if o.memory {
+		return runMemory(o, os.Stdout, logger, dir)
+	}
 	if o.mutexProfile != "" {
 		runtime.SetMutexProfileFraction(1)
 	}

@@ -36,7 +36,7 @@ type Config struct {
 	Identity string
 	// BatchMemory caps the bytes of batches the worker buffers at once
 	// (OSS object bodies wait for their share before they are read).
-	// Optional. Default: 256MiB; negative: unlimited.
+	// Optional. Default: 128MiB; negative: unlimited.
 	BatchMemory int64
 	// MaxConcurrentActivities caps activities running at once on this
 	// worker. Optional. Default: 64.
@@ -68,7 +68,7 @@ func (c *Config) defaults() {
 }
 
 // DefaultBatchMemory is a worker's default batch memory budget.
-const DefaultBatchMemory = 256 << 20
+const DefaultBatchMemory = 128 << 20
 
 // Register registers every dumpflow workflow and activity on r under their
 // documented names.
