@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/sink"
 )
 
@@ -85,7 +86,14 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 				ps.Start, ps.Next, ps.Pending, ok = rp.Start, rp.Next, rp.Pending, true
 				ps.From = "sink"
 				if in.Version < V2 && rp.Pending != nil {
-					ps.Next, ps.Pending = rp.Pending.First, nil // V1 runs cannot finish a pending range; V1 prepares anew
+					// A first-build run cannot finish a pending range with its
+					// sessions, and names objects differently: an OSS object
+					// found past the meta counts as written (as that build
+					// did); MaxCompute prepares the range anew.
+					ps.Next, ps.Pending = rp.Pending.First, nil
+					if spec.Sink.Type == connector.SinkOSS {
+						ps.Next = rp.Pending.End
+					}
 				}
 			}
 		}

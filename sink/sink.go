@@ -197,6 +197,9 @@ type Pending struct {
 	First    int64     `json:"first"`
 	End      int64     `json:"end"`
 	Sessions []Session `json:"sessions,omitempty"`
+	// Bytes is about the range's size, for the worker's batch memory budget
+	// (0: unknown).
+	Bytes int64 `json:"bytes,omitempty"`
 }
 
 // Mark kinds: ranges a sink records without holding their records.

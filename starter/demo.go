@@ -55,7 +55,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	once := fs.Bool("once", false, "exit once every connector has caught up (for scripts and CI)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: give up after this long")
 	verbose := fs.Bool("v", false, "log every component at debug level")
-	verifyAfter := fs.Bool("verify", false, "with --once: verify every connector's ledger before exiting (exit 1 if not exact)")
+	verifyAfter := fs.Bool("verify", false, "with --once: verify every connector's ledger, reading the data (verify --deep), before exiting (exit 1 if not exact)")
 	if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func verifyAll(ctx context.Context, c client.Client, specs []*connector.Spec) er
 		for _, p := range st.Partitions {
 			cursors[p.Partition] = verify.Cursor{Start: p.Start, Committed: p.Next}
 		}
-		rep, err := verify.Run(ctx, s, cursors)
+		rep, err := verify.Run(ctx, s, cursors, verify.Options{Deep: true})
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", s.Name, err)
 		}

@@ -476,7 +476,7 @@ func (c *conn) discover(ctx workflow.Context, first bool) error {
 				}
 				p := &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1}
 				if ps.Pending != nil {
-					p.Pending = &Pending{First: ps.Pending.First, End: ps.Pending.End, Sessions: ps.Pending.Sessions}
+					p.Pending = &Pending{First: ps.Pending.First, End: ps.Pending.End, Sessions: ps.Pending.Sessions, Bytes: ps.Pending.Bytes}
 					for _, s := range ps.Pending.Sessions {
 						p.Pending.Parts = append(p.Pending.Parts, s.Partition)
 					}

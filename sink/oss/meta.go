@@ -131,7 +131,10 @@ func orUnknown(w string) string {
 // Resume implements sink.Resumer: it reads the partition's meta object, then
 // lists the partition's objects past the meta's end and follows the chain of
 // ranges from there, so a range whose object was written but whose meta
-// update was lost (a crash between the two) is not written again.
+// update was lost (a crash between the two) is not written again. The last
+// data object of that chain is returned as the pending range: the connector
+// writes it again, which confirms it against Kafka (record count and
+// CRC-64) without rewriting it, or parks on an ObjectConflict.
 func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partition int32, _ string) (sink.ResumePoint, bool, error) {
 	m, ok, err := s.ReadMeta(ctx, topic, partition)
 	if err != nil {
@@ -169,12 +172,25 @@ func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partitio
 			}
 		}
 	}
+	var last *Object
 	for {
 		o, found := byFirst[rp.Next]
 		if !found || o.End <= rp.Next {
 			break
 		}
 		rp.Next = o.End
+		last = &o
+	}
+	// The last data object followed is the one most likely written just
+	// before the workflow was lost, without its meta update: nothing but its
+	// own metadata vouches for it, and a truncated object can carry
+	// consistent metadata. It comes back as the pending range, so the write
+	// path reads its records from Kafka and counts it as written only if its
+	// record count and CRC-64 match (sameRange); otherwise the partition
+	// parks on an ObjectConflict instead of skipping the range.
+	if last != nil && last.Kind == kindData {
+		rp.Next = last.First
+		rp.Pending = &sink.Pending{First: last.First, End: last.End, Bytes: last.Size}
 	}
 	return rp, true, nil
 }

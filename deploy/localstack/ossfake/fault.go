@@ -211,7 +211,9 @@ type Fault struct {
 	Match  Match
 	Action Action
 	// Status, Code, Message and EC are the answer of a Respond fault.
-	// Defaults: 500, "InternalError", a generic message, no EC.
+	// Defaults: 500, "InternalError" (for a 5xx status; a 4xx answer keeps
+	// the code given, which may be empty, as some OSS-compatible services
+	// send), a generic message, no EC.
 	Status  int
 	Code    string
 	Message string
@@ -342,7 +344,7 @@ func (s *faultSet) add(f Fault) *Injection {
 		if f.Status == 0 {
 			f.Status = http.StatusInternalServerError
 		}
-		if f.Code == "" {
+		if f.Code == "" && f.Status >= 500 {
 			f.Code = "InternalError"
 		}
 		if f.Message == "" {
