@@ -150,7 +150,10 @@ func classify(err error) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "NoSuchTopic", err)
 	}
 	if dl, ok := kafka.IsDataLost(err); ok {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "DataLost", dl)
+		// The details carry the log start, where the partition can go on
+		// once an operator acknowledges the loss.
+		return temporal.NewApplicationErrorWithOptions(err.Error(), "DataLost",
+			temporal.ApplicationErrorOptions{NonRetryable: true, Cause: dl, Details: []any{dl.LogStart}})
 	}
 	return err
 }

@@ -150,9 +150,7 @@ func (c *conn) planned(p *PartitionState, plan activities.Plan) bool {
 		return false
 	case plan.DataLost != nil:
 		p.FetchErrors = 0
-		p.DataLost = plan.DataLost
-		p.LastError = fmt.Sprintf("data lost: offsets [%d,%d) were deleted from Kafka (retention) before they were dumped; the partition waits until an operator acknowledges it (starter ack-data-loss %s --partition %d, or signal %s)",
-			plan.DataLost.First, plan.DataLost.End, c.spec.Name, p.Partition, SignalAckDataLoss)
+		c.dataLost(p, *plan.DataLost)
 		return false
 	}
 	if p.FetchErrors > 0 {
@@ -171,6 +169,14 @@ func (c *conn) planned(p *PartitionState, plan activities.Plan) bool {
 		c.park(p, plan.Poison)
 	}
 	return false
+}
+
+// dataLost parks a partition whose records in r were deleted from Kafka
+// before they were dumped, until an operator acknowledges it.
+func (c *conn) dataLost(p *PartitionState, r sink.Range) {
+	p.DataLost = &r
+	p.LastError = fmt.Sprintf("data lost: offsets [%d,%d) were deleted from Kafka (retention) before they were dumped; the partition waits until an operator acknowledges it (starter ack-data-loss %s --partition %d, or signal %s)",
+		r.First, r.End, c.spec.Name, p.Partition, SignalAckDataLoss)
 }
 
 // park stops a partition on a poison record (tolerance stop).
@@ -238,6 +244,19 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 			err = temporal.NewApplicationError(fmt.Sprintf("upload sessions of %v expired %d times in a row", res.Expired, attempt+1), "SessionExpired")
 			break
 		}
+	}
+	if err != nil && errType(err) == "DataLost" {
+		// Retention deleted records of the range while it was being
+		// written: nothing of it landed (the write aborts before its
+		// commit). The range is void; the partition parks as data-lost.
+		end := pend.First
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.HasDetails() {
+			_ = appErr.Details(&end)
+		}
+		p.Pending = nil
+		c.dataLost(p, sink.Range{First: p.Next, End: max(end, p.Next)})
+		return false
 	}
 	if err != nil {
 		p.LastError = "write: " + errMessage(err)
