@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -148,6 +149,12 @@ func classify(err error) error {
 	}
 	if errors.Is(err, kafka.ErrNoTopic) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "NoSuchTopic", err)
+	}
+	for _, e := range []error{kerr.SaslAuthenticationFailed, kerr.IllegalSaslState, kerr.UnsupportedSaslMechanism,
+		kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed} {
+		if errors.Is(err, e) {
+			return temporal.NewNonRetryableApplicationError(err.Error(), "KafkaAccessDenied", err)
+		}
 	}
 	if dl, ok := kafka.IsDataLost(err); ok {
 		// The details carry the log start, where the partition can go on

@@ -35,6 +35,10 @@ const pollInterval = 250 * time.Millisecond
 // its cursor (retention deleted data before it was dumped: Plan.DataLost),
 // or whose cursor is above its high watermark gets Plan.Error; the other
 // partitions are planned as usual.
+//
+// With in.TopicID set, FetchRanges fails with TopicRecreated when the
+// topic's id is another one; it checks before it polls, before it cuts and
+// after, so no plan or cut of a recreated topic is ever returned.
 func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (FetchRangesResult, error) {
 	spec, err := a.spec(ctx, in.SpecInput)
 	if err != nil {
@@ -76,6 +80,13 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 		case <-ticker.C:
 		}
 	}
+	// The topic may have been deleted and recreated while we polled: the
+	// bounds would then be the new topic's. Check again before cutting.
+	if in.TopicID != "" {
+		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
+			return FetchRangesResult{}, err
+		}
+	}
 	if in.Version < V2 {
 		return res, nil
 	}
@@ -99,6 +110,14 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 				return FetchRangesResult{}, ctx.Err()
 			}
 			p.Error = errorText(err)
+		}
+	}
+	// And after cutting: a topic that still has the id the connector
+	// started on now has had it all along (ids are never reused), so the
+	// plans and cuts are of its records.
+	if in.TopicID != "" {
+		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
+			return FetchRangesResult{}, err
 		}
 	}
 	return res, nil

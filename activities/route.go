@@ -33,6 +33,11 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 		return RouteRangeResult{}, classify(err)
 	}
 	defer keepAlive(ctx)()
+	if in.TopicID != "" {
+		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
+			return RouteRangeResult{}, err
+		}
+	}
 	var (
 		s         sink.Sink
 		committed = map[string]bool{}

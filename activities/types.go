@@ -164,6 +164,8 @@ type PrepareInput struct {
 	// open ones are kept, expired ones replaced.
 	Keep   []sink.Session `json:"keep,omitempty"`
 	Writer string         `json:"writer,omitempty"`
+	// TopicID, when set, is checked: a recreated topic is an error.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // PrepareResult is the cut range and its sessions, recorded in history.
@@ -191,6 +193,9 @@ type WriteInput struct {
 	// takes that much of the worker's batch memory budget.
 	Bytes  int64  `json:"bytes,omitempty"`
 	Writer string `json:"writer,omitempty"`
+	// TopicID, when set, is checked before the range is read and before
+	// it is committed: a range is never written from a recreated topic.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // WriteResult says what was written. End is the exclusive end of the range
@@ -238,6 +243,8 @@ type RouteRangeInput struct {
 	// Prepared are the range's sessions (MaxCompute): records whose
 	// sessions are committed are in the table and are not routed.
 	Prepared *sink.Prepared `json:"prepared,omitempty"`
+	// TopicID, when set, is checked before the range is read.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // RouteRangeResult counts the records routed.

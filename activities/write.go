@@ -121,6 +121,11 @@ const deadLetterChunk = 512
 func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (WriteResult, error) {
 	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End,
 		Writer: in.Writer, LegacyNames: in.Version < V2}
+	if in.TopicID != "" {
+		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
+			return WriteResult{}, err
+		}
+	}
 	if _, buffered := s.(sink.Preparer); !buffered {
 		held, err := a.budget.Acquire(ctx, in.Bytes+in.End-in.First)
 		if err != nil {
@@ -169,6 +174,14 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 	}
 	if produced > 0 {
 		activity.GetLogger(ctx).Warn("records sent to the dead-letter topic", "batch", id.String(), "count", produced, "topic", spec.Errors.DeadLetterTopic)
+	}
+	// The records read are the topic's the range was cut from only if the
+	// topic still has the id it had then (ids are never reused).
+	if in.TopicID != "" {
+		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
+			b.Abort(ctx)
+			return WriteResult{}, err
+		}
 	}
 	w, err := b.Commit(ctx)
 	var exp *sink.ExpiredError

@@ -102,104 +102,45 @@ type Bounds struct {
 
 // Bounds returns the log start, high watermark and last stable offset of
 // every partition of topic, each with its own error: one partition that
-// cannot answer does not hide the others. The result has an entry for every
-// partition the cluster named.
+// cannot answer does not hide the others, nor hold them up. The result has
+// an entry for every partition the cluster named.
+//
+// The offsets are asked of each partition's leader directly, from fresh
+// metadata. A partition whose answer is a retriable error (a leader that
+// moved) is asked once more, after a short pause and a metadata refresh;
+// if it fails again, its Err says why. Bounds does not wait out a
+// partition that stays unavailable: franz-go's sharded ListOffsets retries
+// a request for as long as any of its partitions answers a retriable
+// error (NOT_LEADER_FOR_PARTITION from an offline partition), which held up
+// the healthy partitions of the same broker for its whole retry timeout.
 //
 // Bounds returns an error only when no partition answered in full: the
 // topic does not exist (the error wraps ErrNoTopic), the cluster cannot be
 // reached (the error names the brokers), or every partition failed. The map
 // is returned with what is known even then.
 func (c *Client) Bounds(ctx context.Context, topic string) (map[int32]Bounds, error) {
-	type listed struct {
-		what string
-		l    kadm.ListedOffsets
-		err  error
-		set  func(*Bounds, int64)
-	}
-	lists := []*listed{
-		{what: "start", set: func(b *Bounds, o int64) { b.Start = o }},
-		{what: "end", set: func(b *Bounds, o int64) { b.End = o }},
-		{what: "last stable", set: func(b *Bounds, o int64) { b.Stable = o }},
-	}
-	var wg sync.WaitGroup
-	for i, fn := range []func(context.Context, ...string) (kadm.ListedOffsets, error){
-		c.admin.ListStartOffsets, c.admin.ListEndOffsets, c.admin.ListCommittedOffsets,
-	} {
-		wg.Go(func() { lists[i].l, lists[i].err = fn(ctx, topic) })
-	}
-	wg.Wait()
-
 	out := map[int32]Bounds{}
-	get := func(p int32) Bounds {
-		b, ok := out[p]
-		if !ok {
-			b = Bounds{Start: -1, End: -1, Stable: -1}
-		}
-		return b
+	t, err := c.topicMetadata(ctx, topic)
+	if err != nil {
+		return out, err
 	}
-	fail := func(p int32, err error) {
-		b := get(p)
-		if b.Err == nil {
-			b.Err = err
-		}
-		out[p] = b
+	all := make([]int32, 0, len(t.Partitions))
+	for _, p := range t.Partitions {
+		all = append(all, p.Partition)
 	}
-	var topicErr, requestErr error
-	for _, l := range lists {
-		l.l.Each(func(o kadm.ListedOffset) {
-			if o.Topic != topic {
-				return
-			}
-			switch {
-			case o.Partition < 0:
-				if topicErr == nil {
-					topicErr = o.Err
-				}
-			case o.Err != nil:
-				fail(o.Partition, fmt.Errorf("list %s offset of %s[%d]: %w", l.what, topic, o.Partition, o.Err))
-			default:
-				b := get(o.Partition)
-				l.set(&b, o.Offset)
-				out[o.Partition] = b
-			}
-		})
-		var se *kadm.ShardErrors
-		switch {
-		case l.err == nil:
-		case errors.As(l.err, &se):
-			// Partitions whose request piece failed.
-			for _, e := range se.Errs {
-				req, ok := e.Req.(*kmsg.ListOffsetsRequest)
-				if !ok {
-					continue
-				}
-				for _, t := range req.Topics {
-					if t.Topic != topic {
-						continue
-					}
-					for _, p := range t.Partitions {
-						fail(p.Partition, fmt.Errorf("list %s offset of %s[%d] from broker %d: %w", l.what, topic, p.Partition, e.Broker.NodeID, e.Err))
-					}
-				}
-			}
-		default:
-			if requestErr == nil {
-				requestErr = fmt.Errorf("list %s offsets of %q from brokers %v: %w", l.what, topic, c.cl.OptValue(kgo.SeedBrokers), l.err)
+	retry := c.listBounds(ctx, topic, t, all, out)
+	if len(retry) > 0 {
+		timer := time.NewTimer(boundsRetryPause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+		case <-timer.C:
+			if t, err := c.topicMetadata(ctx, topic); err == nil {
+				c.listBounds(ctx, topic, t, retry, out)
 			}
 		}
 	}
-	// A request that failed as a whole fails every partition it did not
-	// answer; a partition is complete only when all three answered.
-	for p, b := range out {
-		if b.Err == nil && (b.Start < 0 || b.End < 0 || b.Stable < 0) {
-			err := requestErr
-			if err == nil {
-				err = fmt.Errorf("offsets of %s[%d] incomplete (start %d, end %d, last stable %d)", topic, p, b.Start, b.End, b.Stable)
-			}
-			b.Err = err
-			out[p] = b
-		}
-	}
+
 	var firstErr error
 	unknown := len(out) > 0 // every partition unknown: the topic is gone
 	ps := make([]int32, 0, len(out))
@@ -217,17 +158,139 @@ func (c *Client) Bounds(ctx context.Context, topic string) (map[int32]Bounds, er
 		unknown = unknown && errors.Is(out[p].Err, kerr.UnknownTopicOrPartition)
 	}
 	switch {
-	case errors.Is(topicErr, kerr.UnknownTopicOrPartition) || unknown:
+	case unknown:
 		return out, fmt.Errorf("topic %q does not exist: %w", topic, ErrNoTopic)
-	case topicErr != nil:
-		return out, fmt.Errorf("offsets of topic %q: %w", topic, topicErr)
-	case requestErr != nil:
-		return out, requestErr
 	case firstErr != nil:
 		return out, fmt.Errorf("no partition of %q answered: %w", topic, firstErr)
 	default:
 		return out, fmt.Errorf("no partition of %q answered", topic)
 	}
+}
+
+// boundsRetryPause is how long Bounds waits before it asks again for the
+// partitions that answered a retriable error.
+const boundsRetryPause = 100 * time.Millisecond
+
+// listBounds sets out[p] for each partition p of which, asking each
+// partition's leader per meta for its log start, high watermark and last
+// stable offset (three requests per leader, sent at once). It returns the
+// partitions that failed with a retriable error.
+func (c *Client) listBounds(ctx context.Context, topic string, meta *kmsg.MetadataResponseTopic, which []int32, out map[int32]Bounds) (retry []int32) {
+	type list struct {
+		what      string
+		timestamp int64
+		isolation int8
+		set       func(*Bounds, int64)
+	}
+	lists := []list{
+		{"start", -2, 0, func(b *Bounds, o int64) { b.Start = o }},
+		{"end", -1, 0, func(b *Bounds, o int64) { b.End = o }},
+		{"last stable", -1, 1, func(b *Bounds, o int64) { b.Stable = o }},
+	}
+	var (
+		mu        sync.Mutex
+		retriable = map[int32]bool{}
+	)
+	fail := func(p int32, again bool, err error) {
+		b := out[p]
+		if b.Err == nil {
+			b.Err = err
+		}
+		out[p] = b
+		retriable[p] = retriable[p] || again
+	}
+	leaders := map[int32][]int32{}
+	for _, p := range which {
+		out[p] = Bounds{Start: -1, End: -1, Stable: -1}
+		i := slices.IndexFunc(meta.Partitions, func(mp kmsg.MetadataResponseTopicPartition) bool { return mp.Partition == p })
+		switch {
+		case i < 0:
+			fail(p, true, fmt.Errorf("offsets of %s[%d]: the partition is not in the topic's metadata", topic, p))
+		case meta.Partitions[i].Leader < 0:
+			err := kerr.ErrorForCode(meta.Partitions[i].ErrorCode)
+			if err == nil {
+				err = kerr.LeaderNotAvailable
+			}
+			fail(p, true, fmt.Errorf("offsets of %s[%d]: no leader: %w", topic, p, err))
+		default:
+			leaders[meta.Partitions[i].Leader] = append(leaders[meta.Partitions[i].Leader], p)
+		}
+	}
+	var wg sync.WaitGroup
+	for leader, parts := range leaders {
+		for _, l := range lists {
+			wg.Go(func() {
+				req := kmsg.NewPtrListOffsetsRequest()
+				req.ReplicaID = -1
+				req.IsolationLevel = l.isolation
+				rt := kmsg.NewListOffsetsRequestTopic()
+				rt.Topic = topic
+				for _, p := range parts {
+					rp := kmsg.NewListOffsetsRequestTopicPartition()
+					rp.Partition = p
+					rp.CurrentLeaderEpoch = -1
+					rp.Timestamp = l.timestamp
+					rp.MaxNumOffsets = 1
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				req.Topics = append(req.Topics, rt)
+				kresp, err := c.cl.Broker(int(leader)).Request(ctx, req)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					for _, p := range parts {
+						fail(p, ctx.Err() == nil, fmt.Errorf("list %s offset of %s[%d] from broker %d: %w", l.what, topic, p, leader, err))
+					}
+					return
+				}
+				answered := map[int32]bool{}
+				for _, t := range kresp.(*kmsg.ListOffsetsResponse).Topics {
+					if t.Topic != topic {
+						continue
+					}
+					for _, rp := range t.Partitions {
+						if !slices.Contains(parts, rp.Partition) || answered[rp.Partition] {
+							continue
+						}
+						answered[rp.Partition] = true
+						if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+							var ke *kerr.Error
+							fail(rp.Partition, errors.As(err, &ke) && ke.Retriable, fmt.Errorf("list %s offset of %s[%d]: %w", l.what, topic, rp.Partition, err))
+							continue
+						}
+						o := rp.Offset
+						if kresp.GetVersion() == 0 {
+							o = -1
+							if len(rp.OldStyleOffsets) > 0 {
+								o = rp.OldStyleOffsets[0]
+							}
+						}
+						b := out[rp.Partition]
+						l.set(&b, o)
+						out[rp.Partition] = b
+					}
+				}
+				for _, p := range parts {
+					if !answered[p] {
+						fail(p, true, fmt.Errorf("list %s offset of %s[%d] from broker %d: no answer for the partition", l.what, topic, p, leader))
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	// A partition is complete only when all three answered.
+	for _, p := range which {
+		b := out[p]
+		if b.Err == nil && (b.Start < 0 || b.End < 0 || b.Stable < 0) {
+			b.Err = fmt.Errorf("offsets of %s[%d] incomplete (start %d, end %d, last stable %d)", topic, p, b.Start, b.End, b.Stable)
+			out[p] = b
+		}
+		if b.Err != nil && retriable[p] {
+			retry = append(retry, p)
+		}
+	}
+	return retry
 }
 
 // Committed is a group's committed offset for one partition, with the start

@@ -136,6 +136,9 @@ func printReport(rep verify.Report, source string) {
 		for _, r := range p.Declared {
 			fmt.Printf("partition %d: declared gap [%d,%d): %s\n", p.Partition, r.First, r.End, r.Note)
 		}
+		for _, r := range p.Gone {
+			fmt.Printf("partition %d: [%d,%d) not compared: Kafka no longer holds its records (retention)\n", p.Partition, r.First, r.End)
+		}
 		for _, r := range p.Routed {
 			fmt.Printf("partition %d: routed [%d,%d) to the error-data topic (%d records): %s\n", p.Partition, r.First, r.End, r.Records, r.Note)
 		}

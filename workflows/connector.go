@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -547,12 +550,26 @@ func (c *conn) status(ctx workflow.Context) Status {
 	return s
 }
 
+// namedType reports whether an application error's type is one of the
+// named types activities give (NoSuchTable, DataLost, ...) rather than the
+// Go type name Temporal gives a plain error (wrapError, errorString).
+func namedType(t string) bool {
+	if t == "" || strings.HasSuffix(t, "Error") || strings.ContainsAny(t, "*.") {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(t)
+	return unicode.IsUpper(r)
+}
+
 // errMessage is an activity error's type and message, without the
 // ActivityError wrapping that repeats ids.
 func errMessage(err error) string {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return appErr.Type() + ": " + appErr.Message()
+		if namedType(appErr.Type()) {
+			return appErr.Type() + ": " + appErr.Message()
+		}
+		return appErr.Message()
 	}
 	var canceled *temporal.CanceledError
 	if errors.As(err, &canceled) {

@@ -212,7 +212,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 			var prep activities.PrepareResult
 			err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).PrepareWrite, activities.PrepareInput{
 				SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
-				First: pend.First, End: pend.End, Parts: pend.Parts, Keep: liveSessions(pend), Writer: c.writer, SkipAt: p.SkipAt,
+				First: pend.First, End: pend.End, Parts: pend.Parts, Keep: liveSessions(pend), Writer: c.writer, SkipAt: p.SkipAt, TopicID: c.st.TopicID,
 			}).Get(ctx, &prep)
 			if err != nil {
 				break
@@ -225,7 +225,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		}
 		err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).WritePartition, activities.WriteInput{
 			SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
-			First: pend.First, End: pend.End, Prepared: prepared, SkipAt: p.SkipAt, Bytes: pend.Bytes, Writer: c.writer,
+			First: pend.First, End: pend.End, Prepared: prepared, SkipAt: p.SkipAt, Bytes: pend.Bytes, Writer: c.writer, TopicID: c.st.TopicID,
 		}).Get(ctx, &res)
 		if err != nil || len(res.Expired) == 0 {
 			break
@@ -331,7 +331,7 @@ func (c *conn) route(ctx workflow.Context, p *PartitionState, cause error) bool 
 	var rr activities.RouteRangeResult
 	err := workflow.ExecuteActivity(routeCtx, (*activities.Activities).RouteRange, activities.RouteRangeInput{
 		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
-		First: pend.First, End: pend.End, Reason: errMessage(cause), Writer: c.writer, Prepared: prepared,
+		First: pend.First, End: pend.End, Reason: errMessage(cause), Writer: c.writer, Prepared: prepared, TopicID: c.st.TopicID,
 	}).Get(ctx, &rr)
 	if err != nil {
 		p.Stopped = true

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -21,9 +22,9 @@ import (
 // outside a recorded range, and as many rows in each complete range as its
 // entry says. Deep compares each data range's rows with Kafka's records
 // (count and an order-independent digest of offset, key and value) and
-// checks that the records of routed ranges are in the error-data topic or
-// the table. Rows written before the ledger existed (a connector started by
-// the first build) are tiled from their offsets.
+// checks that each record of a routed range is in the error-data topic or
+// the table, not both. Rows written before the ledger existed (a connector
+// started by the first build) are tiled from their offsets.
 func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor, o Options, rep *Report) (map[int32]*Partition, error) {
 	if spec.Sink.MaxCompute.Format == connector.FormatCSV {
 		return nil, fmt.Errorf("verify needs the topic, partition and offset columns; a CSV table has none (compare row counts with 'starter table rows' instead)")
@@ -162,11 +163,13 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 				continue
 			}
 			o.Progress("verify --deep: partition %d %s [%d,%d)", p, e.Kind, e.First, e.End)
-			part.Checked++
-			var want, missing int64
+			var want, missing, both int64
 			var wantDigest uint64
 			err := kafkaRange(ctx, kc, spec, p, e.First, e.End, func(rec *kgo.Record) {
 				if _, ok := rows[p][rec.Offset]; ok || e.Kind == maxcompute.KindData {
+					if ok && e.Kind == sink.MarkRouted && lets.has(p, rec.Offset, true) {
+						both++ // delivered twice: a row and an error-data record
+					}
 					if !lets.has(p, rec.Offset, false) {
 						want++
 						wantDigest += rowDigest(rec.Offset, modeKey(mode, rec.Key), modeValue(mode, rec.Value))
@@ -177,12 +180,19 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 					missing++
 				}
 			})
+			if errors.Is(err, errGone) {
+				part.Gone = append(part.Gone, r)
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
+			part.Checked++
 			switch {
 			case missing > 0:
 				part.Mismatches = append(part.Mismatches, Mismatch{Range: r, Problem: fmt.Sprintf("routed range: %d records are neither in the table nor in the error-data topic %s", missing, spec.Errors.ErrorDataTopic)})
+			case both > 0:
+				part.Mismatches = append(part.Mismatches, Mismatch{Range: r, Problem: fmt.Sprintf("routed range: %d records are both in the table and in the error-data topic %s", both, spec.Errors.ErrorDataTopic)})
 			case n != want || digest != wantDigest:
 				part.Mismatches = append(part.Mismatches, Mismatch{Range: r, Problem: fmt.Sprintf("the table holds %d rows of the range, Kafka %d records (less dead letters); digests %016x and %016x", n, want, digest, wantDigest)})
 			}

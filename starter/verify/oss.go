@@ -3,6 +3,7 @@ package verify
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc64"
 	"io"
@@ -83,6 +84,10 @@ func ossLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Curs
 			for _, obj := range objs {
 				o.Progress("verify --deep: partition %d %s [%d,%d)", p, obj.Kind, obj.First, obj.End)
 				problem, err := deepObject(ctx, s, kc, spec, obj, lets)
+				if errors.Is(err, errGone) {
+					part.Gone = append(part.Gone, sink.Range{First: obj.First, End: obj.End, Object: obj.Key})
+					continue
+				}
 				if err != nil {
 					return nil, err
 				}

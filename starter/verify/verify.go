@@ -57,6 +57,9 @@ type Partition struct {
 	Routed []Marked `json:"routed,omitempty"`
 	// Checked is how many ranges Deep compared with Kafka.
 	Checked int `json:"checked,omitempty"`
+	// Gone are ranges Deep could not compare because Kafka no longer holds
+	// their records (retention deleted them after they were dumped).
+	Gone []sink.Range `json:"gone,omitempty"`
 	// Mismatches are ranges whose data does not match Kafka (Deep).
 	Mismatches []Mismatch `json:"mismatches,omitempty"`
 }
@@ -224,10 +227,19 @@ func readLetters(ctx context.Context, kc *kafka.Client, spec *connector.Spec) (l
 }
 
 // kafkaRange calls fn with every record Kafka holds in [first, end) of the
-// spec's topic partition (read_committed).
+// spec's topic partition (read_committed). It returns errGone when
+// retention has deleted records of the range.
 func kafkaRange(ctx context.Context, kc *kafka.Client, spec *connector.Spec, p int32, first, end int64, fn func(r *kgo.Record)) error {
-	return kc.ReadRange(ctx, spec.Kafka.Topic, p, first, end, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+	err := kc.ReadRange(ctx, spec.Kafka.Topic, p, first, end, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
 		fn(r)
 		return true, nil
 	})
+	if _, lost := kafka.IsDataLost(err); lost {
+		return errGone
+	}
+	return err
 }
+
+// errGone says Kafka no longer holds a range's records: it cannot be
+// compared.
+var errGone = errors.New("Kafka no longer holds the range's records")
