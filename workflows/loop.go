@@ -36,7 +36,10 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable", "TopicRecreated", "NoSuchTopic"}},
 	})
 	for {
-		if err := workflow.Await(ctx, func() bool { return c.draining || (!c.st.Paused && runnable(c.group(i))) }); err != nil || c.draining {
+		// Await returns nil when its condition already holds, even on a
+		// cancelled context: check the context too, or a cancelled loop with
+		// work at hand would spin without yielding.
+		if err := workflow.Await(ctx, func() bool { return c.draining || (!c.st.Paused && runnable(c.group(i))) }); err != nil || c.draining || ctx.Err() != nil {
 			return
 		}
 		group := c.group(i)
@@ -223,6 +226,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		if mc {
 			prepared = &sink.Prepared{Sessions: pend.Sessions}
 		}
+		res = activities.WriteResult{} // a result decodes into it; omitted fields must not survive from an earlier attempt
 		err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).WritePartition, activities.WriteInput{
 			SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
 			First: pend.First, End: pend.End, Prepared: prepared, SkipAt: p.SkipAt, Bytes: pend.Bytes, Writer: c.writer, TopicID: c.st.TopicID,
@@ -239,7 +243,8 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 				s.ID = ""
 			}
 		}
-		p.DeadLetters += res.DeadLetters
+		// The dead letters of this attempt are produced again by the next
+		// one, which counts them.
 		if attempt >= 3 {
 			err = temporal.NewApplicationError(fmt.Sprintf("upload sessions of %v expired %d times in a row", res.Expired, attempt+1), "SessionExpired")
 			break
