@@ -3,6 +3,8 @@ package maxcompute
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/restclient"
@@ -120,7 +122,23 @@ func permanentType(err error) string {
 	if se.status == 401 || se.status == 403 {
 		return ErrAccessDenied
 	}
+	// Any other 4xx answer is the request's fault, and a retry sends the same
+	// request: it parks the partition rather than being retried and then
+	// diverting every range to the error-data topic. Throttling, timeouts
+	// and corrupted uploads (a block cut short on the wire) are retried.
+	if se.status >= 400 && se.status < 500 && se.status != http.StatusRequestTimeout && se.status != http.StatusTooManyRequests && !retryableCodes[se.code] {
+		if se.code != "" {
+			return se.code
+		}
+		return "HTTP" + strconv.Itoa(se.status)
+	}
 	return ""
+}
+
+// retryableCodes are 4xx error codes a retry can fix.
+var retryableCodes = map[string]bool{
+	"FlowExceeded": true, "SlotExceeded": true, "QuotaExceeded": true, "RequestTimeout": true,
+	"CorruptedDataStream": true, "OdpsServiceBusy": true, "ServiceUnavailable": true,
 }
 
 // classify wraps err once with op and, when no retry can fix it, marks it

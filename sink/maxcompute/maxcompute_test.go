@@ -36,6 +36,7 @@ var creds = connector.Credentials{AccessKeyID: "test-ak", AccessKeySecret: "test
 // emulator is one odpsemu server over httptest.
 type emulator struct {
 	url string
+	srv *odpsemu.Server // for fault injection
 }
 
 func startEmulator(t *testing.T, edit ...func(*odpsemu.Options)) *emulator {
@@ -53,7 +54,7 @@ func startEmulator(t *testing.T, edit ...func(*odpsemu.Options)) *emulator {
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &emulator{url: srv.URL}
+	return &emulator{url: srv.URL, srv: h}
 }
 
 // spec is a valid connector spec writing to table on e.

@@ -179,7 +179,8 @@ type Fault struct {
 	Match  Match
 	Action Action
 	// Status, Code and Message are the answer of a Respond fault. Defaults: 500,
-	// InternalServerError, the service's message.
+	// InternalServerError (for a 5xx status; a 4xx answer keeps the code given, which may be
+	// empty), the service's message.
 	Status  int
 	Code    string
 	Message string
@@ -302,7 +303,7 @@ func (s *faultSet) add(f Fault) *Injection {
 		if f.Status == 0 {
 			f.Status = http.StatusInternalServerError
 		}
-		if f.Code == "" {
+		if f.Code == "" && f.Status >= 500 {
 			f.Code = codeInternalServerError
 		}
 		if f.Message == "" {
