@@ -30,6 +30,7 @@ import (
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/sink/oss"
+	"github.com/dumpflow/dumpflow/transform"
 )
 
 // Activities holds the dependencies of every activity. Build it once per
@@ -43,7 +44,8 @@ type Activities struct {
 
 	mu           sync.Mutex
 	sinks        map[string]sink.Sink
-	credsChecked map[string]time.Time // spec ref → when its credentials were checked
+	credsChecked map[string]time.Time        // spec ref → when its credentials were checked
+	chains       map[string]*transform.Chain // spec ref → its compiled transform chain
 }
 
 // SinkOpener builds a sink for a validated spec, resolving credentials on

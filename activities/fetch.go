@@ -12,6 +12,7 @@ import (
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/sink"
+	"github.com/dumpflow/dumpflow/transform"
 )
 
 // pollInterval is how often FetchRanges re-reads the partitions' offsets.
@@ -166,7 +167,10 @@ func skipAt(cs []Cursor, partition int32) int64 {
 }
 
 // cut scans [p.First, p.PlanEnd) and sets p.End, Records, Bytes, Parts and
-// Poison (see FetchRanges). It keeps no record.
+// Poison (see FetchRanges). It keeps no record. The transform chain runs
+// in the scan when the plan depends on its output: for MaxCompute (the
+// destination partitions and conversions are those of the chain's output)
+// and under tolerance stop (a record that fails a step is a poison record).
 func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, p *Plan, skip int64) error {
 	rej, _ := s.(sink.Rejecter)
 	prep, _ := s.(sink.Preparer)
@@ -174,12 +178,37 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 	maxBytes := int64(spec.Batch.MaxBytes)
 	seen := map[string]bool{}
 	p.End = p.PlanEnd
-	err := kc.ReadRange(ctx, spec.Kafka.Topic, p.Partition, p.First, p.PlanEnd, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+	chain, err := a.chain(spec)
+	if err != nil {
+		return err
+	}
+	var run *transform.Run
+	if !chain.Empty() && (prep != nil || stop) {
+		if run, err = chain.Begin(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = run.Close(ctx) }()
+	}
+	err = kc.ReadRange(ctx, spec.Kafka.Topic, p.Partition, p.First, p.PlanEnd, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
 		tr := toRecord(r)
 		size := int64(len(r.Key) + len(r.Value))
 		reject := sizeReject(r, size, spec)
-		if reject == nil && rej != nil {
-			if err := rej.Reject(&tr); err != nil {
+		outs := []*transform.Record{&tr}
+		if reject == nil && run != nil {
+			var err error
+			if outs, err = run.Apply(ctx, &tr); err != nil {
+				var se *transform.StepError
+				if !errors.As(err, &se) {
+					return false, err
+				}
+				reject = &sink.RejectError{Stage: StageTransform, Err: se}
+			}
+		}
+		for _, out := range outs {
+			if reject != nil || rej == nil {
+				break
+			}
+			if err := rej.Reject(out); err != nil {
 				re, ok := sink.IsReject(err)
 				if !ok {
 					return false, err
@@ -189,21 +218,23 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 		}
 		if reject != nil && stop && r.Offset != skip {
 			p.End = r.Offset
-			p.Poison = &Poison{Offset: r.Offset, Stage: reject.Stage, Error: reject.Err.Error()}
+			p.Poison = &Poison{Offset: r.Offset, Stage: reject.Stage, Error: transform.ShortPrefix([]byte(reject.Err.Error()), 512)}
 			return false, nil
 		}
 		if reject == nil && prep != nil {
-			pt, err := prep.PartitionOf(&tr)
-			if err != nil {
-				return false, err
-			}
-			if !seen[pt] {
-				if len(p.Parts) == MaxDestinationPartitions {
-					p.End = r.Offset
-					return false, nil
+			for _, out := range outs {
+				pt, err := prep.PartitionOf(out)
+				if err != nil {
+					return false, err
 				}
-				seen[pt] = true
-				p.Parts = append(p.Parts, pt)
+				if !seen[pt] {
+					if len(p.Parts) == MaxDestinationPartitions {
+						p.End = r.Offset
+						return false, nil
+					}
+					seen[pt] = true
+					p.Parts = append(p.Parts, pt)
+				}
 			}
 		}
 		p.Records++

@@ -3,6 +3,7 @@ package activities
 import (
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/sink"
+	"github.com/dumpflow/dumpflow/transform"
 )
 
 // Activity names, as registered on the worker and shown in history.
@@ -213,6 +214,9 @@ type WriteResult struct {
 	// (keeping the others) and write it again.
 	Expired   []string `json:"expired,omitempty"`
 	Committed []string `json:"committed,omitempty"`
+	// Transform is what each transform step did to the batch's records:
+	// in, out, dropped, failed. Empty without a chain.
+	Transform []transform.StepCounts `json:"transform,omitempty"`
 }
 
 // Poison describes a rejected record.

@@ -133,6 +133,19 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 		}
 		defer a.budget.Release(held)
 	}
+	chain, err := a.chain(spec)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	id.Transform = chain.Hash()
+	var run *transform.Run
+	if !chain.Empty() {
+		// A fresh run per batch: function steps get fresh sandboxes.
+		if run, err = chain.Begin(ctx); err != nil {
+			return WriteResult{}, fmt.Errorf("begin the transform chain: %w", err)
+		}
+		defer func() { _ = run.Close(ctx) }()
+	}
 	b, err := s.Begin(ctx, id, in.Prepared)
 	if err != nil {
 		return WriteResult{}, classify(fmt.Errorf("begin %s: %w", id, err))
@@ -153,12 +166,12 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 		return nil
 	}
 	err = kc.ReadRange(ctx, spec.Kafka.Topic, in.Partition, in.First, in.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
-		rej, err := a.add(ctx, b, spec, r)
+		dl, err := ApplyRecord(ctx, spec, run, b, r)
 		if err != nil {
 			return false, fmt.Errorf("write %s at offset %d: %w", id, r.Offset, err)
 		}
-		if rej != nil {
-			dls = append(dls, kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: rej.Stage, Err: rej.Err})
+		if dl != nil {
+			dls = append(dls, *dl)
 			if len(dls) >= deadLetterChunk {
 				return true, flush()
 			}
@@ -192,22 +205,44 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 		b.Abort(ctx)
 		return WriteResult{}, classify(fmt.Errorf("commit %s: %w", id, err))
 	}
-	return WriteResult{End: id.End, Written: w, DeadLetters: produced}, nil
+	res := WriteResult{End: id.End, Written: w, DeadLetters: produced}
+	if run != nil {
+		res.Transform = run.Counts()
+	}
+	return res, nil
 }
 
-// add converts r and adds it to b. It returns a non-nil *sink.RejectError
-// when the record cannot be taken (too large, fails to convert), and an
-// error when the batch itself failed.
-func (a *Activities) add(ctx context.Context, b sink.Batch, spec *connector.Spec, r *kgo.Record) (*sink.RejectError, error) {
+// ApplyRecord takes one Kafka record through the write's stages: the size
+// limit, the transform chain (run; nil without one) and the batch. It
+// returns the dead letter the record becomes, if any: a record over
+// errors.maxRecordBytes (stage size), one that fails a step (stage
+// transform, with the step), or one the sink refuses (its stage: route,
+// format, convert) — the outputs before the refused one stay in the batch.
+// An error fails the batch. verify --deep replays the same function.
+func ApplyRecord(ctx context.Context, spec *connector.Spec, run *transform.Run, b sink.Batch, r *kgo.Record) (*kafka.DeadLetter, error) {
 	if rej := sizeReject(r, int64(len(r.Key)+len(r.Value)), spec); rej != nil {
-		return rej, nil
+		return &kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: rej.Stage, Err: rej.Err}, nil
 	}
 	tr := toRecord(r)
-	if err := b.Add(ctx, &tr); err != nil {
-		if re, ok := sink.IsReject(err); ok {
-			return re, nil
+	outs := []*transform.Record{&tr}
+	if run != nil {
+		var err error
+		if outs, err = run.Apply(ctx, &tr); err != nil {
+			var se *transform.StepError
+			if !errors.As(err, &se) {
+				return nil, fmt.Errorf("transform: %w", err)
+			}
+			return &kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: StageTransform, Step: se.Step, Err: se}, nil
 		}
-		return nil, err
+	}
+	for _, out := range outs {
+		if err := b.Add(ctx, out); err != nil {
+			re, ok := sink.IsReject(err)
+			if !ok {
+				return nil, err
+			}
+			return &kafka.DeadLetter{Record: r, Connector: spec.Name, Stage: re.Stage, Err: re.Err}, nil
+		}
 	}
 	return nil, nil
 }

@@ -53,6 +53,9 @@ import (
 	_ "time/tzdata" // IANA time zones on minimal machines
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/dumpflow/dumpflow/format"
+	"github.com/dumpflow/dumpflow/transform"
 )
 
 // Spec describes one connector. Field comments give each default; Default
@@ -72,6 +75,11 @@ type Spec struct {
 	Batch BatchSpec `json:"batch,omitempty"`
 	// Errors says what happens to records and writes that fail.
 	Errors ErrorSpec `json:"errors,omitempty"`
+	// Transforms is the chain of steps every record goes through between
+	// Kafka and the sink: filter, reshape, route, or a WebAssembly function
+	// (docs/transforms.md). Optional. Default: none (records are written as
+	// they are).
+	Transforms []transform.StepSpec `json:"transforms,omitempty"`
 	// Sink is the destination. Required.
 	Sink SinkSpec `json:"sink"`
 }
@@ -196,6 +204,11 @@ type OSSSpec struct {
 	// PartSize is the multipart part size; a batch larger than one part is
 	// uploaded in parts. 100KiB..5GiB. Optional. Default: 8MiB.
 	PartSize ByteSize `json:"partSize,omitempty"`
+	// Format is the objects' format — raw values (seed 000), JSON lines, CSV
+	// or Parquet — and compression (package format, docs/transforms.md).
+	// Optional. Default: raw, uncompressed; a value holding a line break is
+	// rejected to the dead-letter topic.
+	Format *format.Spec `json:"format,omitempty"`
 }
 
 // MaxCompute modes, formats and partition granularities (seed 004).
@@ -207,6 +220,9 @@ const (
 	FormatText   = "TEXT"
 	FormatBinary = "BINARY"
 	FormatCSV    = "CSV"
+	// FormatFields fills the table's columns by name from the record's
+	// fields (the transform chain's output, or a JSON object value).
+	FormatFields = "FIELDS"
 
 	GranularityDay    = "DAY"
 	GranularityHour   = "HOUR"
@@ -243,6 +259,23 @@ type MaxComputeSpec struct {
 	// TimeZone of the producers, for partition values: "GMT+08:00" or an IANA
 	// name. Optional. Default: GMT+08:00.
 	TimeZone string `json:"timeZone,omitempty"`
+	// Columns maps table columns to where their values come from, for
+	// format FIELDS. Optional. Default: every column from the record's field
+	// of the same name (see ColumnSpec).
+	Columns []ColumnSpec `json:"columns,omitempty"`
+}
+
+// ColumnSpec fills one table column (format FIELDS).
+type ColumnSpec struct {
+	// Name is the table column. Required.
+	Name string `json:"name"`
+	// Source is where the value comes from: a field path into the record's
+	// fields (e.g. "user.id"; the transform chain's output, or the value
+	// parsed as a JSON object), one of __key__, __value__, __topic__,
+	// __partition__, __offset__, __timestamp__ (seed 003's names) and
+	// __headers__ (a JSON object of the headers), or a constant in single
+	// quotes ('web'). Optional. Default: Name, as a field path.
+	Source string `json:"source,omitempty"`
 }
 
 // Group returns the consumer group, connect-<name>.
@@ -297,6 +330,10 @@ func (s *Spec) Default() {
 		if o.Path == "" {
 			o.Path = "{topic}"
 		}
+		if o.Format == nil {
+			o.Format = &format.Spec{}
+		}
+		o.Format.Default()
 		if o.TimeZone == "" {
 			o.TimeZone = "UTC"
 		}

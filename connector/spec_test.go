@@ -127,7 +127,7 @@ func TestValidate(t *testing.T) {
 		{"mc table", true, func(s *Spec) { s.Sink.MaxCompute.Table = "a-b" }, "sink.maxcompute.table", "identifier"},
 		{"mc credentials", true, func(s *Spec) { s.Sink.MaxCompute.Credentials = "" }, "sink.maxcompute.credentials", "is required"},
 		{"mc mode", true, func(s *Spec) { s.Sink.MaxCompute.Mode = "BOTH" }, "sink.maxcompute.mode", "KEY, VALUE or DEFAULT"},
-		{"mc format", true, func(s *Spec) { s.Sink.MaxCompute.Format = "JSON" }, "sink.maxcompute.format", "TEXT, BINARY or CSV"},
+		{"mc format", true, func(s *Spec) { s.Sink.MaxCompute.Format = "JSON" }, "sink.maxcompute.format", "TEXT, BINARY, CSV or FIELDS"},
 		{"mc csv default", true, func(s *Spec) { s.Sink.MaxCompute.Format = "CSV" }, "sink.maxcompute.format", "only with mode KEY or VALUE"},
 		{"mc partition", true, func(s *Spec) { s.Sink.MaxCompute.Partition = "WEEK" }, "sink.maxcompute.partition", "DAY, HOUR or MINUTE"},
 		{"mc time zone", true, func(s *Spec) { s.Sink.MaxCompute.TimeZone = "GMT+25:00" }, "sink.maxcompute.timeZone", "GMT+hh:mm"},

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dumpflow/dumpflow/transform"
 )
 
 // Violation is one broken rule: which field (a dotted path such as
@@ -58,7 +60,7 @@ var (
 	credRE      = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	pathVarRE   = regexp.MustCompile(`\{[^{}]*\}`)
 	concurrency = []int{1, 2, 3, 6, 12}
-	pathVars    = map[string]bool{"{topic}": true, "{partition}": true, "{yyyy}": true, "{MM}": true, "{dd}": true, "{HH}": true, "{mm}": true}
+	pathVars    = map[string]bool{"{topic}": true, "{partition}": true, "{yyyy}": true, "{MM}": true, "{dd}": true, "{HH}": true, "{mm}": true, "{key}": true, "{route}": true}
 )
 
 // Validate checks a defaulted Spec (call Default first) and returns a
@@ -187,13 +189,13 @@ func (s *Spec) Validate() error {
 			add("sink.maxcompute.mode", m.Mode, "must be KEY, VALUE or DEFAULT")
 		}
 		switch m.Format {
-		case FormatText, FormatBinary:
+		case FormatText, FormatBinary, FormatFields:
 		case FormatCSV:
 			if m.Mode == ModeDefault {
 				add("sink.maxcompute.format", m.Format, "CSV works only with mode KEY or VALUE, not DEFAULT")
 			}
 		default:
-			add("sink.maxcompute.format", m.Format, "must be TEXT, BINARY or CSV")
+			add("sink.maxcompute.format", m.Format, "must be TEXT, BINARY, CSV or FIELDS")
 		}
 		switch m.Partition {
 		case GranularityDay, GranularityHour, GranularityMinute:
@@ -205,8 +207,64 @@ func (s *Spec) Validate() error {
 		}
 	}
 
+	for _, v := range transform.Validate(s.Transforms) {
+		vs = append(vs, Violation(v))
+	}
+	if o := s.Sink.OSS; o != nil && o.Format != nil {
+		for _, v := range o.Format.Validate("sink.oss.format") {
+			vs = append(vs, Violation(v))
+		}
+	}
+	if m := s.Sink.MaxCompute; m != nil {
+		for i, c := range m.Columns {
+			f := fmt.Sprintf("sink.maxcompute.columns[%d]", i)
+			if !identRE.MatchString(c.Name) {
+				add(f+".name", c.Name, "must be a table column name: a letter or '_', then letters, digits or '_'")
+			}
+			if err := CheckColumnSource(c.Source); err != nil {
+				add(f+".source", c.Source, err.Error())
+			}
+		}
+		if len(m.Columns) > 0 && m.Format != FormatFields {
+			add("sink.maxcompute.columns", fmt.Sprint(len(m.Columns)), "is used only with format FIELDS")
+		}
+	}
+
 	if len(vs) > 0 {
 		return &ValidationError{Violations: vs}
+	}
+	return nil
+}
+
+// Column sources of ColumnSpec (seed 003's names, and the topic).
+const (
+	SourceKey       = "__key__"
+	SourceValue     = "__value__"
+	SourceTopic     = "__topic__"
+	SourcePartition = "__partition__"
+	SourceOffset    = "__offset__"
+	SourceTimestamp = "__timestamp__"
+	SourceHeaders   = "__headers__"
+)
+
+// CheckColumnSource checks a ColumnSpec source: a metadata name, a
+// constant in single quotes, or a field path.
+func CheckColumnSource(src string) error {
+	switch src {
+	case "", SourceKey, SourceValue, SourceTopic, SourcePartition, SourceOffset, SourceTimestamp, SourceHeaders:
+		return nil
+	}
+	if strings.HasPrefix(src, "'") {
+		if len(src) < 2 || !strings.HasSuffix(src, "'") {
+			return fmt.Errorf("a constant must be in single quotes, like 'web'")
+		}
+		return nil
+	}
+	if strings.HasPrefix(src, "__") && strings.HasSuffix(src, "__") {
+		return fmt.Errorf("must be one of __key__, __value__, __topic__, __partition__, __offset__, __timestamp__, __headers__, a 'constant' or a field path")
+	}
+	if _, err := transform.ParseFieldPath(src); err != nil {
+		return fmt.Errorf("the field path %s", err)
 	}
 	return nil
 }
@@ -248,8 +306,16 @@ func checkPath(add func(f, v, r string), field, p string) {
 		add(field, p, "must not start with '/'")
 	}
 	for _, v := range pathVarRE.FindAllString(p, -1) {
-		if !pathVars[v] {
-			add(field, p, fmt.Sprintf("unknown variable %s; use {topic}, {partition}, {yyyy}, {MM}, {dd}, {HH} or {mm}", v))
+		inner := v[1 : len(v)-1]
+		switch {
+		case pathVars[v]:
+		case strings.HasPrefix(inner, "value."):
+			if _, err := transform.ParseFieldPath(strings.TrimPrefix(inner, "value.")); err != nil {
+				add(field, p, fmt.Sprintf("variable %s: the field path %s", v, err))
+			}
+		case strings.HasPrefix(inner, "header.") && len(inner) > len("header."):
+		default:
+			add(field, p, fmt.Sprintf("unknown variable %s; use {topic}, {partition}, {yyyy}, {MM}, {dd}, {HH}, {mm}, {key}, {route}, {value.<field path>} or {header.<name>}", v))
 		}
 	}
 	if strings.Contains(p, "//") || strings.Contains(p, "..") {

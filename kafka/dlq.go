@@ -22,6 +22,10 @@ const (
 	HeaderConnector = "__connect.errors.connector.name"
 	HeaderStage     = "__connect.errors.stage"
 	HeaderError     = "__connect.errors.exception.message"
+	// HeaderExecuting names what was running when the record failed: the
+	// transform step's name for stage transform (Kafka Connect names the
+	// transformation's class here).
+	HeaderExecuting = "__connect.errors.executing.class"
 )
 
 // HeaderPrefix starts every dead-letter context header. Headers of an
@@ -62,8 +66,11 @@ func DeadLetterMaxMessageBytes(maxRecordBytes int64) int64 {
 type DeadLetter struct {
 	Record    *kgo.Record // the original record
 	Connector string
-	Stage     string // where it failed: size, convert, write
-	Err       error
+	Stage     string // where it failed: size, transform, format, convert, write
+	// Step is the transform step the record failed (stage transform), in
+	// HeaderExecuting; "" otherwise.
+	Step string
+	Err  error
 }
 
 // ProduceDeadLetters writes records to topic synchronously, key, value,
@@ -104,6 +111,9 @@ func (c *Client) ProduceDeadLetters(ctx context.Context, topic string, dls []Dea
 			kgo.RecordHeader{Key: HeaderStage, Value: []byte(d.Stage)},
 			kgo.RecordHeader{Key: HeaderError, Value: []byte(cutUTF8(errString(d.Err), MaxErrorHeaderBytes))},
 		)
+		if d.Step != "" {
+			hs = append(hs, kgo.RecordHeader{Key: HeaderExecuting, Value: []byte(d.Step)})
+		}
 		recs = append(recs, &kgo.Record{
 			Topic:     topic,
 			Partition: 0, // dead letters keep their order in partition 0

@@ -39,6 +39,10 @@ type BatchID struct {
 	// each range and refuse a batch that would overlap another writer's
 	// ranges: one connector name, one writer.
 	Writer string
+	// Transform is the hash of the transform chain the batch's records went
+	// through ("" without one): sinks stamp it into each object and ledger
+	// entry, so a spec change is visible in the data.
+	Transform string
 	// LegacyNames names OSS objects as the first build did (the hash
 	// covers the range's end as well as its first offset). Only batches
 	// planned by connector runs that started under that build set it.

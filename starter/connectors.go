@@ -159,6 +159,14 @@ func printStatus(w *os.File, st workflows.Status) {
 	}
 	fmt.Fprintf(tw, "total\t\t\t\t%d\t%d\t%s\t%d\t%d\t\t\n", lag, recs, human(bytes), objs, dlq)
 	tw.Flush()
+	if len(st.Transform) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "TRANSFORM STEP\tTYPE\tIN\tOUT\tDROPPED\tFAILED\t")
+		for _, t := range st.Transform {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t\n", t.Step, t.Type, t.In, t.Out, t.Dropped, t.Failed)
+		}
+		tw.Flush()
+	}
 	for _, p := range st.Partitions {
 		if p.Pending != nil {
 			fmt.Fprintf(w, "partition %d: writing [%d,%d)\n", p.Partition, p.Pending.First, p.Pending.End)

@@ -10,6 +10,7 @@
 //	starter ack-data-loss NAME         acknowledge a data-lost partition; the gap is declared
 //	starter verify NAME                offset-coverage ledger; exit 1 on gaps or overlaps
 //	starter table show|partitions|rows MaxCompute inspection through the SDK
+//	starter transform test -f spec     run the transform chain on sample records
 //	starter demo                       the whole local stack plus demo connectors
 //
 // Everything here can also be done with the temporal CLI; see package
@@ -54,6 +55,7 @@ var commands = []command{
 	{"ack-data-loss", "NAME", "acknowledge records deleted before they were dumped; the partition goes on", cmdAckDataLoss},
 	{"verify", "NAME", "check that the sink's ranges tile [start, committed) exactly", cmdVerify},
 	{"table", "show|partitions|rows NAME", "inspect a MaxCompute connector's table", cmdTable},
+	{"transform", "test -f spec.yaml", "run a spec's transform chain on sample records and show each step", cmdTransform},
 	{"demo", "", "run the local stack, produce sample data and start the example connectors", cmdDemo},
 }
 

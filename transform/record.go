@@ -1,6 +1,3 @@
-// Package transform owns the record model that flows from Kafka to a sink,
-// and the conversions every sink shares. A Record is one Kafka record with
-// its coordinates; it never enters workflow history.
 package transform
 
 import "time"
@@ -21,6 +18,14 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
+	// Fields is the value as ordered named fields, once a transform step
+	// parsed and changed it (a JSON object); nil otherwise. When set, Value
+	// is its encoding. Encoders may read it instead of parsing Value; they
+	// must not modify it.
+	Fields *Object
+	// Route is the folder a route step chose for the record, already
+	// checked by the route rule (see CheckRoute); "" otherwise.
+	Route string
 }
 
 // Size is the record's key plus value length, the measure batch limits use.

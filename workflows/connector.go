@@ -16,6 +16,7 @@ import (
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/sink"
+	"github.com/dumpflow/dumpflow/transform"
 )
 
 // Names of the workflow, its task queue, signals and queries.
@@ -77,6 +78,9 @@ type ConnectorState struct {
 	// TopicID is the topic's id at the first discovery: a recreated topic
 	// has another.
 	TopicID string `json:"topicId,omitempty"`
+	// Transform totals what each transform step did, over every partition
+	// and run since the connector started.
+	Transform []transform.StepCounts `json:"transform,omitempty"`
 }
 
 // Partition states.
@@ -170,6 +174,9 @@ type Status struct {
 	// validation: the connector keeps running as it was started.
 	Warning    string            `json:"warning,omitempty"`
 	Partitions []PartitionStatus `json:"partitions"`
+	// Transform is what each transform step did so far: records in, out,
+	// dropped and failed.
+	Transform []transform.StepCounts `json:"transform,omitempty"`
 }
 
 // PartitionStatus is one partition's row in Status.
@@ -526,7 +533,7 @@ func (c *conn) checkHistory(ctx workflow.Context) {
 
 func (c *conn) status(ctx workflow.Context) Status {
 	s := Status{Name: c.spec.Name, Topic: c.spec.Kafka.Topic, Sink: c.spec.Sink.Type, Paused: c.st.Paused,
-		Run: c.st.Run, HistoryLength: workflow.GetInfo(ctx).GetCurrentHistoryLength(), Error: c.err, Warning: c.warning}
+		Run: c.st.Run, HistoryLength: workflow.GetInfo(ctx).GetCurrentHistoryLength(), Error: c.err, Warning: c.warning, Transform: c.st.Transform}
 	if c.commitErr != "" {
 		if s.Error != "" {
 			s.Error += "; "
@@ -580,4 +587,29 @@ func errMessage(err error) string {
 		return "timed out (" + timeout.TimeoutType().String() + ")"
 	}
 	return err.Error()
+}
+
+// addCounts adds a batch's transform step counts to the totals; a chain
+// that changed (a different number or order of steps) starts them anew.
+func (c *conn) addCounts(counts []transform.StepCounts) {
+	if len(counts) == 0 {
+		return
+	}
+	same := len(c.st.Transform) == len(counts)
+	for i := 0; same && i < len(counts); i++ {
+		same = c.st.Transform[i].Step == counts[i].Step
+	}
+	if !same {
+		c.st.Transform = make([]transform.StepCounts, len(counts))
+		for i, n := range counts {
+			c.st.Transform[i] = transform.StepCounts{Step: n.Step, Type: n.Type}
+		}
+	}
+	for i, n := range counts {
+		t := &c.st.Transform[i]
+		t.In += n.In
+		t.Out += n.Out
+		t.Dropped += n.Dropped
+		t.Failed += n.Failed
+	}
 }

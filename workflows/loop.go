@@ -279,6 +279,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 	}
 	p.Next = res.End
 	p.Pending = nil
+	c.addCounts(res.Transform)
 	p.Records += res.Written.Records
 	p.Bytes += res.Written.Bytes
 	p.Objects += int64(len(res.Written.Objects))

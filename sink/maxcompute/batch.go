@@ -241,8 +241,12 @@ func (b *batch) recordIntent(ctx context.Context) error {
 		rows += st.rows
 	}
 	id := b.id
+	note := ""
+	if id.Transform != "" {
+		note = "transform " + id.Transform
+	}
 	return b.s.c.appendLedger(ctx, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
-		First: id.First, End: id.End, Kind: KindData, Records: rows, Target: b.s.c.name(), Sessions: sessions, Writer: id.Writer, Written: time.Now().UTC()})
+		First: id.First, End: id.End, Kind: KindData, Records: rows, Target: b.s.c.name(), Sessions: sessions, Writer: id.Writer, Note: note, Written: time.Now().UTC()})
 }
 
 func sameSessions(a, b []sink.Session) bool {

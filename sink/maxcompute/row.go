@@ -34,11 +34,12 @@ var defaultColumns = []struct {
 
 // converter turns records into rows of one table schema.
 type converter struct {
-	table  string // project.table, for messages
-	mode   string
-	format string
-	loc    *time.Location // for CSV DATETIME and TIMESTAMP fields
-	cols   []tableschema.Column
+	table   string // project.table, for messages
+	mode    string
+	format  string
+	loc     *time.Location // for CSV DATETIME and TIMESTAMP fields
+	cols    []tableschema.Column
+	sources []columnSource // format FIELDS: each column's source
 }
 
 // newConverter checks that schema fits the spec's mode and format and
@@ -53,6 +54,13 @@ func newConverter(table string, mc *connector.MaxComputeSpec, loc *time.Location
 	}
 	if err := c.check(schema); err != nil {
 		return nil, sink.Permanent(ErrSchemaMismatch, err)
+	}
+	if c.format == connector.FormatFields {
+		srcs, err := fieldColumns(table, mc.Columns, schema.Columns)
+		if err != nil {
+			return nil, sink.Permanent(ErrSchemaMismatch, err)
+		}
+		c.sources = srcs
 	}
 	return c, nil
 }
@@ -86,8 +94,18 @@ func (c *converter) check(schema tableschema.TableSchema) error {
 					c.table, col.Name, col.Type.Name())
 			}
 		}
+	case connector.FormatFields:
+		if len(schema.Columns) == 0 {
+			return fmt.Errorf("table %s has no columns for format FIELDS", c.table)
+		}
+		for _, col := range schema.Columns {
+			if !csvType(col.Type.ID()) {
+				return fmt.Errorf("table %s column %s has type %s, which format FIELDS cannot fill; use STRING, BIGINT, INT, SMALLINT, TINYINT, DOUBLE, FLOAT, DECIMAL, BOOLEAN, DATETIME, DATE, TIMESTAMP, VARCHAR, CHAR or BINARY",
+					c.table, col.Name, col.Type.Name())
+			}
+		}
 	default:
-		return fmt.Errorf("format %q: must be TEXT, BINARY or CSV", c.format)
+		return fmt.Errorf("format %q: must be TEXT, BINARY, CSV or FIELDS", c.format)
 	}
 	return nil
 }
@@ -132,8 +150,11 @@ func describeColumns(cols []tableschema.Column) string {
 // row converts r. It returns the row and its approximate encoded size, or a
 // *sink.RejectError naming the record and the rule it breaks.
 func (c *converter) row(r *transform.Record) (data.Record, int64, error) {
-	if c.format == connector.FormatCSV {
+	switch c.format {
+	case connector.FormatCSV:
 		return c.csvRow(r)
+	case connector.FormatFields:
+		return c.fieldsRow(r)
 	}
 	row := make(data.Record, len(defaultColumns))
 	row[0] = data.String(r.Topic)

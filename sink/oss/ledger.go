@@ -32,6 +32,14 @@ type Object struct {
 	ServerCRC64 uint64 `json:"serverCrc64,omitempty"`
 	Writer      string `json:"writer,omitempty"`
 	Note        string `json:"note,omitempty"`
+	// Part and Parts: the object is part Part (from 0) of the Parts objects
+	// its range was written as (one per folder its records were routed to).
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
+	// Transform is the hash of the transform chain the records went
+	// through; Format the object's format.
+	Transform string `json:"transform,omitempty"`
+	Format    string `json:"format,omitempty"`
 }
 
 // Listing is what lies under a connector's folder.
@@ -128,7 +136,8 @@ func (s *Sink) list(ctx context.Context, topic string, keep func(p int32, first 
 			}
 			srv, _ := strconv.ParseUint(h.Get(oss.HTTPHeaderOssCRC64), 10, 64)
 			objs[i] = &Object{Key: o.Key, Connector: om.id.Connector, Partition: int32(p), Kind: om.kind, Start: om.id.Start,
-				First: om.id.First, End: om.id.End, Records: om.records, Size: o.Size, CRC64: om.crc, ServerCRC64: srv, Writer: om.id.Writer, Note: om.note}
+				First: om.id.First, End: om.id.End, Records: om.records, Size: o.Size, CRC64: om.crc, ServerCRC64: srv, Writer: om.id.Writer, Note: om.note,
+				Part: om.part, Parts: om.parts, Transform: om.id.Transform, Format: om.format}
 			return nil
 		})
 	}
@@ -148,7 +157,10 @@ func (s *Sink) list(ctx context.Context, topic string, keep func(p int32, first 
 		if a.Partition != b.Partition {
 			return a.Partition < b.Partition
 		}
-		return a.First < b.First
+		if a.First != b.First {
+			return a.First < b.First
+		}
+		return a.Part < b.Part
 	})
 	return out, nil
 }

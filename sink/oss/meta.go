@@ -206,46 +206,59 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	if err := s.checkWriter(ctx, id); err != nil {
 		return false, err
 	}
-	var key string
+	var folder string
 	switch m.Kind {
 	case sink.MarkRouted:
-		key = s.folder(id.Topic, id.Partition, m.FirstTimestamp) + ObjectName(id)
+		folder = s.folder(id.Topic, id.Partition, m.FirstTimestamp)
 	case sink.MarkGap:
-		key = s.root(id.Topic, id.Partition) + ObjectName(id)
+		folder = s.root(id.Topic, id.Partition)
 	default:
 		return false, fmt.Errorf("mark %s: unknown kind %q", id, m.Kind)
 	}
-	obj := objectMeta{id: id, kind: m.Kind, records: m.Records, note: m.Reason}
+	key, err := s.mark(ctx, m, folder)
+	return key == "", err
+}
+
+// mark puts the marker object of m in folder and moves the meta object
+// past its range. It returns the marker's key, or "" when the range's data
+// object is there instead (see Mark).
+func (s *Sink) mark(ctx context.Context, m sink.Mark, folder string) (string, error) {
+	id := m.ID
+	key := folder + ObjectName(id)
+	obj := objectMeta{id: id, kind: m.Kind, records: m.Records, note: m.Reason, parts: 1}
 	err := s.bucket.PutObject(key, bytes.NewReader(nil), append(obj.options(), oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
 	if isCode(err, "FileAlreadyExists") {
 		h, herr := s.bucket.GetObjectDetailedMeta(key, oss.WithContext(ctx))
 		if herr != nil {
-			return false, classify(fmt.Errorf("head existing object %s: %w", key, herr))
+			return "", classify(fmt.Errorf("head existing object %s: %w", key, herr))
 		}
 		got, perr := parseObjectMeta(key, h)
 		switch {
 		case perr != nil:
-			return false, sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists but is not a dumpflow object: %v", key, perr))
+			return "", sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists but is not a dumpflow object: %v", key, perr))
 		case got.kind == kindData && got.id.First == id.First:
 			// The range's data is there: nothing to route.
 			if err := s.writeMeta(ctx, got.id, key, got.records, got.crc); err != nil {
-				return false, err
+				return "", err
 			}
-			return true, nil
+			return "", nil
 		case got.differs(obj) != "":
-			return false, sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists and is %s, not %s", key, got, obj))
+			return "", sink.Permanent("ObjectConflict", fmt.Errorf("object %s exists and is %s, not %s", key, got, obj))
 		}
 		err = nil
 	}
 	if err != nil {
-		return false, classify(fmt.Errorf("write %s marker %s: %w", m.Kind, key, err))
+		return "", classify(fmt.Errorf("write %s marker %s: %w", m.Kind, key, err))
 	}
-	return false, s.writeMeta(ctx, id, key, 0, 0)
+	return key, s.writeMeta(ctx, id, key, 0, 0)
 }
 
 // Object kinds in the x-oss-meta-dumpflow-kind metadata.
 const (
 	kindData = "data"
+	// kindFiltered marks a range whose every record the transform chain
+	// dropped: its offsets are covered, no object holds them.
+	kindFiltered = "filtered"
 )
 
 // User metadata keys on data and marker objects (the SDK adds x-oss-meta-).
@@ -261,6 +274,9 @@ const (
 	metaWriter    = "Dumpflow-Writer"
 	metaKind      = "Dumpflow-Kind"
 	metaNote      = "Dumpflow-Note"
+	metaPart      = "Dumpflow-Part" // "<i>/<n>": the i-th of the range's n objects (routed to n folders)
+	metaTransform = "Dumpflow-Transform"
+	metaFormat    = "Dumpflow-Format"
 )
 
 // objectMeta is what a data or marker object's metadata says.
@@ -270,6 +286,10 @@ type objectMeta struct {
 	records int64
 	crc     uint64
 	note    string
+	// part is the object's index among the range's parts objects (one
+	// per folder the records were routed to).
+	part, parts int
+	format      string
 }
 
 func (o objectMeta) options() []oss.Option {
@@ -285,6 +305,15 @@ func (o objectMeta) options() []oss.Option {
 	}
 	if o.kind == kindData {
 		opts = append(opts, oss.Meta(metaCRC, strconv.FormatUint(o.crc, 10)))
+		if o.parts > 1 {
+			opts = append(opts, oss.Meta(metaPart, fmt.Sprintf("%d/%d", o.part, o.parts)))
+		}
+	}
+	if o.id.Transform != "" {
+		opts = append(opts, oss.Meta(metaTransform, o.id.Transform))
+	}
+	if o.format != "" {
+		opts = append(opts, oss.Meta(metaFormat, o.format))
 	}
 	if o.id.Writer != "" {
 		opts = append(opts, oss.Meta(metaWriter, o.id.Writer))
@@ -327,6 +356,8 @@ func (o objectMeta) differs(want objectMeta) string {
 		return "kind"
 	case o.id.First != want.id.First || o.id.End != want.id.End:
 		return "range"
+	case o.part != want.part || o.parts != want.parts:
+		return "part"
 	case o.kind == kindData && o.records != want.records:
 		return "record count"
 	case o.kind == kindData && o.crc != want.crc:
@@ -362,6 +393,14 @@ func parseObjectMeta(key string, h http.Header) (objectMeta, error) {
 	o.id.Writer = get(metaWriter)
 	o.kind = get(metaKind)
 	o.note = get(metaNote)
+	o.id.Transform = get(metaTransform)
+	o.format = get(metaFormat)
+	o.parts = 1
+	if pp := get(metaPart); pp != "" {
+		if _, e := fmt.Sscanf(pp, "%d/%d", &o.part, &o.parts); e != nil && err == nil {
+			err = fmt.Errorf("metadata %s=%q is not <part>/<parts>", metaPart, pp)
+		}
+	}
 	if o.kind == "" {
 		o.kind = kindData
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/format"
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/transform"
 )
@@ -22,8 +23,10 @@ import (
 // Sink writes batches to one OSS bucket. It is safe for concurrent use.
 type Sink struct {
 	spec   connector.OSSSpec
+	format format.Spec
 	loc    *time.Location
 	bucket *oss.Bucket
+	tmpl   []pathToken // the path template, parsed
 }
 
 var (
@@ -59,7 +62,12 @@ func New(spec *connector.Spec, creds connector.Credentials) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oss bucket %q: %w", o.Bucket, err)
 	}
-	return &Sink{spec: *o, loc: loc, bucket: b}, nil
+	fs := format.Spec{}
+	if o.Format != nil {
+		fs = *o.Format
+	}
+	fs.Default()
+	return &Sink{spec: *o, format: fs, loc: loc, bucket: b, tmpl: parseTemplate(o.Path)}, nil
 }
 
 // Close releases nothing: the SDK's HTTP client is shared.
@@ -74,70 +82,126 @@ func (s *Sink) Check(ctx context.Context) error {
 	return nil
 }
 
-// Begin starts a batch. Its body is held in memory until Commit (the
+// Begin starts a batch. Its bodies are held in memory until Commit (the
 // caller bounds that with a sink.Budget).
 func (s *Sink) Begin(_ context.Context, id sink.BatchID, _ *sink.Prepared) (sink.Batch, error) {
-	return &batch{s: s, id: id}, nil
+	return &batch{s: s, id: id, parts: map[string]*part{}}, nil
 }
 
+// batch is one range's records, encoded per folder: a path template that
+// uses record fields ({key}, {route}, {value.x}, {header.h}) can send a
+// batch's records to several folders, one object each.
 type batch struct {
 	s       *Sink
 	id      sink.BatchID
-	buf     buffer
-	records int64
 	firstTS time.Time
+	started bool
+	parts   map[string]*part // by folder
+	order   []*part          // in the order their first record came
+}
+
+// part is the object of one folder.
+type part struct {
+	folder  string
+	buf     buffer
+	enc     format.Encoder
+	records int64
 }
 
 func (b *batch) Add(_ context.Context, r *transform.Record) error {
-	if b.records == 0 {
-		b.firstTS = r.Timestamp
+	if !b.started {
+		b.firstTS, b.started = r.Timestamp, true
 	}
-	_, _ = b.buf.Write(r.Value)
-	_ = b.buf.WriteByte('\n')
-	b.records++
+	folder, err := b.s.folderOf(r, b.firstTS)
+	if err != nil {
+		return sink.Reject("route", err)
+	}
+	p := b.parts[folder]
+	if p == nil {
+		p = &part{folder: folder}
+		if p.enc, err = format.New(b.s.format, &p.buf); err != nil {
+			return sink.Permanent("InvalidSpec", fmt.Errorf("sink.oss.format: %w", err))
+		}
+		b.parts[folder] = p
+		b.order = append(b.order, p)
+	}
+	if err := p.enc.Write(r); err != nil {
+		var re *format.RejectError
+		if errors.As(err, &re) {
+			return sink.Reject(re.Stage, re)
+		}
+		return err
+	}
+	p.records++
 	return nil
 }
 
-func (b *batch) Abort(context.Context) { b.buf.release() }
+func (b *batch) Abort(context.Context) {
+	for _, p := range b.order {
+		p.buf.release()
+	}
+}
 
-// Commit writes the batch's object, then the partition's meta object:
+// Commit writes the batch's objects, one per folder, then the partition's
+// meta object:
 //
 //  1. The meta object is read: a batch that would overlap ranges another
 //     writer recorded is refused (ConcurrentWriter).
-//  2. The object is put with x-oss-forbid-overwrite, its range, record
-//     count and CRC-64 in user metadata. Its name depends on the range's
-//     first offset only, so two writers of one range collide on one key.
-//  3. An object already at the key counts as written only if it is this
-//     very range: same connector, range, record count and CRC-64 (a retry
-//     of this batch). A truncated or foreign object is an ObjectConflict.
+//  2. Each object is put with x-oss-forbid-overwrite, its range, part
+//     number, record count, CRC-64, transform hash and format in user
+//     metadata. Its name depends on the range's first offset only, so two
+//     writers of one range collide on one key.
+//  3. An object already at a key counts as written only if it is this very
+//     part: same connector, range, part, record count and CRC-64 (a retry of
+//     this batch). A truncated or foreign object is an ObjectConflict.
 //  4. The meta object moves to the batch's end.
+//
+// A batch the transform chain filtered whole writes an empty marker object
+// of kind filtered instead, so its offsets stay accounted for.
 func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
-	defer b.buf.release()
+	defer b.Abort(ctx)
 	id := b.id
 	s := b.s
 	if err := s.checkWriter(ctx, id); err != nil {
 		return sink.Written{}, err
 	}
-	key := s.folder(id.Topic, id.Partition, b.firstTS) + ObjectName(id)
-	obj := objectMeta{id: id, kind: kindData, records: b.records, crc: b.buf.crc}
-	opts := append(obj.options(), oss.ContentType("text/plain; charset=utf-8"))
-	size := b.buf.Len()
-	var err error
-	if size > int64(s.spec.PartSize) {
-		err = s.putMultipart(ctx, key, &b.buf, opts)
-	} else {
-		err = s.bucket.PutObject(key, b.buf.reader(0, size), append(opts, oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
+	if len(b.order) == 0 {
+		key, err := s.mark(ctx, sink.Mark{ID: id, Kind: kindFiltered, At: time.Now().UTC()}, s.root(id.Topic, id.Partition))
+		if err != nil {
+			return sink.Written{}, err
+		}
+		return sink.Written{Objects: []string{key}}, nil
 	}
-	if isCode(err, "FileAlreadyExists") {
-		err = s.sameRange(ctx, key, obj)
+	w := sink.Written{Objects: make([]string, 0, len(b.order))}
+	for i, p := range b.order {
+		if err := p.enc.Close(); err != nil {
+			return sink.Written{}, fmt.Errorf("encode %s: %w", id, err)
+		}
+		key := p.folder + ObjectName(id) + s.format.Extension()
+		obj := objectMeta{id: id, kind: kindData, records: p.records, crc: p.buf.crc, part: i, parts: len(b.order), format: s.format.Name()}
+		opts := append(obj.options(), oss.ContentType(p.enc.ContentType()))
+		size := p.buf.Len()
+		var err error
+		if size > int64(s.spec.PartSize) {
+			err = s.putMultipart(ctx, key, &p.buf, opts)
+		} else {
+			err = s.bucket.PutObject(key, p.buf.reader(0, size), append(opts, oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
+		}
+		if isCode(err, "FileAlreadyExists") {
+			err = s.sameRange(ctx, key, obj)
+		}
+		if err != nil {
+			return sink.Written{}, classify(fmt.Errorf("write %s: %w", key, err))
+		}
+		w.Objects = append(w.Objects, key)
+		w.Records += p.records
+		w.Bytes += size
 	}
-	if err != nil {
-		return sink.Written{}, classify(fmt.Errorf("write %s: %w", key, err))
-	}
-	if err := s.writeMeta(ctx, id, key, b.records, b.buf.crc); err != nil {
+	first := b.order[0]
+	if err := s.writeMeta(ctx, id, w.Objects[0], w.Records, first.buf.crc); err != nil {
 		return sink.Written{}, err
 	}
-	return sink.Written{Objects: []string{key}, Records: b.records, Bytes: size}, nil
+	return w, nil
 }
 
 // putMultipart uploads the body in parts of PartSize, three at a time. An
@@ -219,20 +283,19 @@ func ObjectName(id sink.BatchID) string {
 	return fmt.Sprintf("partition_%d_offset_%d_%s", id.Partition, id.First, hex.EncodeToString(h[:4]))
 }
 
-// folder expands the path template for a batch whose first record has
-// timestamp ts, with a trailing '/' (or "" for an empty template).
+// folder expands the path template's topic, partition and time variables
+// for a batch whose first record has timestamp ts, with a trailing '/' (or
+// "" for an empty template). Record variables are left as they are; see
+// folderOf.
 func (s *Sink) folder(topic string, partition int32, ts time.Time) string {
-	t := ts.In(s.loc)
-	r := strings.NewReplacer(
-		"{topic}", topic,
-		"{partition}", strconv.Itoa(int(partition)),
-		"{yyyy}", t.Format("2006"),
-		"{MM}", t.Format("01"),
-		"{dd}", t.Format("02"),
-		"{HH}", t.Format("15"),
-		"{mm}", t.Format("04"),
-	)
-	return withSlash(r.Replace(s.spec.Path))
+	p, _ := s.expand(topic, partition, ts, nil)
+	return p
+}
+
+// folderOf is the folder of record r in a batch whose first record has
+// timestamp ts.
+func (s *Sink) folderOf(r *transform.Record, ts time.Time) (string, error) {
+	return s.expand(r.Topic, r.Partition, ts, r)
 }
 
 // timeVars are the path template's time variables.
@@ -242,13 +305,17 @@ var timeVars = []string{"{yyyy}", "{MM}", "{dd}", "{HH}", "{mm}"}
 // partition's meta object lives: the template up to its first time
 // variable, cut back to a '/' boundary, with {topic} and {partition} filled.
 func (s *Sink) root(topic string, partition int32) string {
-	return s.static(topic, strconv.Itoa(int(partition)), timeVars...)
+	return s.static(topic, strconv.Itoa(int(partition)), append(timeVars, recordVars...)...)
 }
 
 // listPrefix is the folder under which every partition's objects lie.
 func (s *Sink) listPrefix(topic string) string {
-	return s.static(topic, "", append([]string{"{partition}"}, timeVars...)...)
+	return s.static(topic, "", append(append([]string{"{partition}"}, timeVars...), recordVars...)...)
 }
+
+// recordVars start the path template's variables that take their value from
+// each record: the static folders end before them.
+var recordVars = []string{"{key}", "{route}", "{value.", "{header."}
 
 // topicInRoot reports whether the meta objects' folder names the topic.
 func (s *Sink) topicInRoot() bool {
@@ -257,7 +324,7 @@ func (s *Sink) topicInRoot() bool {
 	if i < 0 {
 		return false
 	}
-	for _, v := range timeVars {
+	for _, v := range append(timeVars, recordVars...) {
 		if j := strings.Index(p, v); j >= 0 && j < i {
 			return false
 		}
@@ -338,4 +405,43 @@ func classify(err error) error {
 		typ = "HTTP" + strconv.Itoa(se.StatusCode)
 	}
 	return sink.Permanent(typ, err)
+}
+
+// DryBatch encodes a batch as Commit would write it, without writing:
+// verify --deep replays a range through it and compares the result with
+// the objects in the bucket.
+type DryBatch struct{ b *batch }
+
+// DryRun starts a dry batch for id.
+func (s *Sink) DryRun(id sink.BatchID) *DryBatch {
+	return &DryBatch{b: &batch{s: s, id: id, parts: map[string]*part{}}}
+}
+
+// Add is Batch.Add.
+func (d *DryBatch) Add(ctx context.Context, r *transform.Record) error { return d.b.Add(ctx, r) }
+
+// Commit and Abort make a DryBatch a sink.Batch; Commit writes nothing.
+func (d *DryBatch) Commit(context.Context) (sink.Written, error) { return sink.Written{}, nil }
+
+// Abort releases the bodies.
+func (d *DryBatch) Abort(ctx context.Context) { d.b.Abort(ctx) }
+
+// DryPart is one object a batch would write.
+type DryPart struct {
+	Key     string
+	Records int64
+	Size    int64
+	CRC64   uint64
+}
+
+// Parts closes the encoders and returns the objects, in Commit's order.
+func (d *DryBatch) Parts() ([]DryPart, error) {
+	var out []DryPart
+	for _, p := range d.b.order {
+		if err := p.enc.Close(); err != nil {
+			return nil, err
+		}
+		out = append(out, DryPart{Key: p.folder + ObjectName(d.b.id) + d.b.s.format.Extension(), Records: p.records, Size: p.buf.Len(), CRC64: p.buf.crc})
+	}
+	return out, nil
 }
