@@ -205,7 +205,9 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 			}
 		}
 		for _, out := range outs {
-			if reject != nil || rej == nil {
+			// The sink's own checks matter only when they end the plan
+			// (tolerance stop) or choose its sessions (MaxCompute).
+			if reject != nil || rej == nil || !(stop || prep != nil) {
 				break
 			}
 			if err := rej.Reject(out); err != nil {

@@ -74,6 +74,25 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 		firstTS time.Time
 		seen    bool
 	)
+	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer}
+	if rc, ok := s.(sink.RouteChecker); ok {
+		// A write that succeeded although its activity failed: the range is
+		// in the sink, and is not routed too.
+		err := kc.ReadRange(ctx, spec.Kafka.Topic, in.Partition, in.First, in.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+			firstTS, seen = r.Timestamp, true
+			return false, nil
+		})
+		if err != nil {
+			return RouteRangeResult{}, classify(err)
+		}
+		written, err := rc.Written(ctx, id, firstTS)
+		if err != nil {
+			return RouteRangeResult{}, classify(fmt.Errorf("look for the range [%d,%d) of partition %d in the sink: %w", in.First, in.End, in.Partition, err))
+		}
+		if written {
+			return RouteRangeResult{Written: true}, nil
+		}
+	}
 	flush := func() error {
 		if len(dls) == 0 {
 			return nil
@@ -110,7 +129,7 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 	res := RouteRangeResult{Records: routed}
 	if m, ok := s.(sink.Marker); ok {
 		written, err := m.Mark(ctx, sink.Mark{
-			ID:   sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer},
+			ID:   id,
 			Kind: sink.MarkRouted, Records: routed, Reason: shorten(in.Reason, 256), FirstTimestamp: firstTS, At: time.Now().UTC(),
 		})
 		if err != nil {

@@ -226,10 +226,10 @@ func (t *table) get(r *transform.Record, fields *transform.Object) ([]datum, *Re
 		case fromKey:
 			d = bytesDatum(r.Key)
 		case fromValue:
-			if fields != nil {
+			if r.Fields != nil { // the value a step changed; an unchanged value is written as it is
 				start := len(t.arena)
 				var err error
-				if t.arena, err = fields.AppendJSON(t.arena); err != nil {
+				if t.arena, err = r.Fields.AppendJSON(t.arena); err != nil {
 					return nil, reject(r, "fields", "cannot be encoded as JSON: "+err.Error())
 				}
 				d = datum{kind: dBytes, b: t.arena[start:]}

@@ -23,15 +23,19 @@
 // error names the record's topic, partition and offset, what of it is at
 // fault (the value, a header, a column) and the rule, with at most a short
 // prefix of the record's bytes. Nothing is ever written so that it reads
-// back as something else: no line is split, no cell is altered.
+// back as something else: no line is split, no cell is altered. Check
+// finds the same rejection without writing (what an object holding no
+// record yet would say), so that a plan can stop before such a record.
 //
 // # Fields
 //
 // Once a transform step parsed a record's value, the record carries it as
 // fields (transform.Record.Fields, an ordered JSON object). A record with
 // fields is written from them: its value, in every format, is the fields'
-// compact JSON (transform.AppendJSON), and CSV and Parquet columns read
-// them by path: keys joined by '.', a '.' inside a key written "\.", a
+// compact JSON (transform.AppendJSON). CSV and Parquet read columns from
+// the fields — or, for columns the spec names (Spec.Columns), from the
+// value itself when it is a JSON object no step changed (a connector
+// without transforms, or one that only filters) — by path: keys joined by '.', a '.' inside a key written "\.", a
 // backslash "\\" (the transform steps' path syntax); "user.name" is key
 // "name" of the object under key "user".
 //

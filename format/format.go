@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -91,7 +92,7 @@ func New(spec Spec, w io.Writer) (Encoder, error) {
 		return nil, &ValidationError{Violations: vs}
 	}
 	spec.Default()
-	e := &encoder{}
+	e := &encoder{columnsGiven: len(spec.Columns) > 0 && (spec.Type == CSV || spec.Type == Parquet)}
 	var z io.WriteCloser
 	switch spec.Compression {
 	case Gzip:
@@ -142,17 +143,38 @@ func New(spec Spec, w io.Writer) (Encoder, error) {
 // encoder is every format's Encoder: a formatter, writing through the
 // compressor when there is one.
 type encoder struct {
-	f           formatter
-	z           io.WriteCloser // the compressor, or nil
-	contentType string
-	closed      bool
+	f            formatter
+	columnsGiven bool           // csv or parquet with Spec.Columns: fields come from fieldsOf
+	z            io.WriteCloser // the compressor, or nil
+	contentType  string
+	closed       bool
 }
 
 func (e *encoder) Write(r *transform.Record) error {
 	if e.closed {
 		return errClosed
 	}
+	if e.columnsGiven {
+		return e.f.write(r, fieldsOf(r))
+	}
 	return e.f.write(r, r.Fields)
+}
+
+// fieldsOf is the record's fields for columns the spec names (csv,
+// parquet): the transform chain's output, or else the value itself when it
+// is a JSON object, so named field columns read JSON values that no step
+// changed too. (Derived columns come from fields only; a record without
+// them gets the envelope columns.)
+func fieldsOf(r *transform.Record) *transform.Object {
+	if r.Fields != nil || len(r.Value) == 0 || r.Value[0] != '{' && !bytes.HasPrefix(bytes.TrimLeft(r.Value, " \t\r\n"), []byte("{")) {
+		return r.Fields
+	}
+	v, err := transform.ParseJSON(r.Value)
+	if err != nil {
+		return nil
+	}
+	o, _ := v.(*transform.Object)
+	return o
 }
 
 func (e *encoder) Close() error {
@@ -178,4 +200,68 @@ const timestampLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func appendTimestamp(dst []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(dst, timestampLayout)
+}
+
+// checkEnvelope are the envelope columns Check reads records without
+// fields through; render and row only read them.
+var checkEnvelope = envelope()
+
+// Check reports whether an encoder of spec that holds no record yet would
+// reject r: it returns the *RejectError Write would return, or nil. It
+// writes nothing, so a plan can end before a record its object would
+// refuse (tolerance stop) without encoding the batch. A rejection that
+// depends on the records before r in the object — a key that is not among
+// the columns derived from the object's first record — is not found here:
+// Write still returns it. spec must be valid (New checks it); Check does
+// not validate it again for every record. It is safe for concurrent use.
+func Check(spec Spec, r *transform.Record) error {
+	spec.Default()
+	switch spec.Type {
+	case Raw:
+		return (&rawFormat{w: io.Discard, escape: spec.Newlines == NewlinesEscape}).write(r, r.Fields)
+	case JSONL:
+		if rej := (&jsonlFormat{key: spec.Key, value: spec.Value}).check(r, r.Fields); rej != nil {
+			return rej
+		}
+	case CSV:
+		fields := r.Fields
+		if len(spec.Columns) > 0 {
+			fields = fieldsOf(r)
+		}
+		f := &csvFormat{} // no writer: render only checks and renders
+		switch {
+		case len(spec.Columns) > 0:
+			f.t.cols = compile(spec.Columns)
+		case fields == nil:
+			f.t.cols = checkEnvelope
+		}
+		if f.t.cols == nil {
+			if rej := f.t.derive(r, fields); rej != nil {
+				return rej
+			}
+		}
+		if _, rej := f.render(r, fields); rej != nil {
+			return rej
+		}
+	case Parquet:
+		// The row alone: no file is opened.
+		fields := r.Fields
+		if len(spec.Columns) > 0 {
+			fields = fieldsOf(r)
+		}
+		f := newParquet(io.Discard, spec)
+		derive := f.t.cols == nil
+		if derive && fields == nil {
+			f.t.cols, derive = checkEnvelope, false // typed already
+		}
+		if derive {
+			if rej := f.t.derive(r, fields); rej != nil {
+				return rej
+			}
+		}
+		if _, rej := f.row(r, fields, derive); rej != nil {
+			return rej
+		}
+	}
+	return nil
 }

@@ -153,3 +153,50 @@ func appendBase64(dst, v []byte) []byte {
 }
 
 func (f *jsonlFormat) close() error { return nil }
+
+// check returns the rejection write would give r, without building the
+// line (see Check): the same rules, in the same order, with the same
+// messages.
+func (f *jsonlFormat) check(r *transform.Record, fields *transform.Object) *RejectError {
+	if !utf8.ValidString(r.Topic) {
+		return reject(r, "topic", "is not valid UTF-8")
+	}
+	if rej := checkEmbed(r, "key", f.key, r.Key, false); rej != nil {
+		return rej
+	}
+	v, isJSON := r.Value, false
+	if fields != nil {
+		var err error
+		if f.fields, err = fields.AppendJSON(f.fields[:0]); err != nil {
+			return reject(r, "fields", "cannot be encoded as JSON: "+err.Error())
+		}
+		v, isJSON = f.fields, true
+	}
+	if rej := checkEmbed(r, "value", f.value, v, isJSON); rej != nil {
+		return rej
+	}
+	for i, h := range r.Headers {
+		if !utf8.ValidString(h.Key) {
+			return reject(r, "headers["+strconv.Itoa(i)+"].key", show([]byte(h.Key))+" is not valid UTF-8, which a JSON string cannot hold")
+		}
+	}
+	return nil
+}
+
+// checkEmbed returns the rejection embed would give v, or nil.
+func checkEmbed(r *transform.Record, what, mode string, v []byte, isJSON bool) *RejectError {
+	if v == nil || isJSON {
+		return nil
+	}
+	switch mode {
+	case EmbedJSON:
+		if !utf8.Valid(v) || !json.Valid(v) {
+			return reject(r, what, show(v)+" is not valid UTF-8 JSON (format."+what+" is json)")
+		}
+	case EmbedString:
+		if !utf8.Valid(v) {
+			return reject(r, what, show(v)+" is not valid UTF-8, which a JSON string cannot hold (format."+what+" is string; auto or base64 would write it as base64)")
+		}
+	}
+	return nil
+}

@@ -237,6 +237,15 @@ type Marker interface {
 	Mark(ctx context.Context, m Mark) (written bool, err error)
 }
 
+// RouteChecker is implemented by sinks that can tell, before a range is
+// routed to the error-data topic, whether its write succeeded although its
+// activity failed (then the range counts as written and is not routed).
+type RouteChecker interface {
+	// Written reports whether the range id is wholly in the sink; firstTS
+	// is the timestamp of the range's first record.
+	Written(ctx context.Context, id BatchID, firstTS time.Time) (bool, error)
+}
+
 // ErrConcurrentWriter is the PermanentError type of a batch refused because
 // another writer holds the partition.
 const ErrConcurrentWriter = "ConcurrentWriter"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +32,7 @@ func cmdTransform(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("transform test", flag.ContinueOnError)
 	file := fs.String("f", "", "connector spec holding the transforms, YAML or JSON (required)")
-	input := fs.String("input", "", "sample records, one per line (- for standard input): each line is a record's value, or with --envelope a JSON object {\"key\", \"value\", \"headers\", \"timestamp\"}")
+	input := fs.String("input", "", "sample records, one per line (- for standard input): each line is a record's value, or with --envelope a JSON object {\"key\", \"value\", \"headers\", \"timestamp\"} (headers: an object, or an array of [key, value] pairs; kept in order)")
 	envelope := fs.Bool("envelope", false, "the input's lines are JSON envelopes, not values")
 	topic := fs.String("topic", "", "read the sample records from this Kafka topic instead (the spec's brokers; default: the spec's topic when --input is not given)")
 	limit := fs.Int("limit", 10, "records to run through the chain")
@@ -186,10 +187,10 @@ func readSamples(path string, envelope bool, limit int, topic string) ([]*transf
 			continue
 		}
 		var env struct {
-			Key       *string           `json:"key"`
-			Value     json.RawMessage   `json:"value"`
-			Headers   map[string]string `json:"headers"`
-			Timestamp *time.Time        `json:"timestamp"`
+			Key       *string         `json:"key"`
+			Value     json.RawMessage `json:"value"`
+			Headers   json.RawMessage `json:"headers"`
+			Timestamp *time.Time      `json:"timestamp"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &env); err != nil {
 			return nil, fmt.Errorf("%s line %d: not a JSON envelope: %w", path, line+1, err)
@@ -198,20 +199,71 @@ func readSamples(path string, envelope bool, limit int, topic string) ([]*transf
 			r.Key = []byte(*env.Key)
 		}
 		var s string
-		if json.Unmarshal(env.Value, &s) == nil {
+		switch {
+		case len(env.Value) == 0 || string(env.Value) == "null":
+			// A missing or null value is a null value (a tombstone).
+		case json.Unmarshal(env.Value, &s) == nil:
 			r.Value = []byte(s) // a JSON string is the value's text
-		} else if len(env.Value) > 0 && string(env.Value) != "null" {
+		default:
 			r.Value = env.Value
 		}
-		for k, v := range env.Headers {
-			r.Headers = append(r.Headers, transform.Header{Key: k, Value: []byte(v)})
+		hs, err := envelopeHeaders(env.Headers)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: headers: %w", path, line+1, err)
 		}
+		r.Headers = hs
 		if env.Timestamp != nil {
 			r.Timestamp = *env.Timestamp
 		}
 		out = append(out, r)
 	}
 	return out, sc.Err()
+}
+
+// envelopeHeaders reads an envelope's headers, in their order: an object
+// {"key": "value", ...}, or an array of [key, value] pairs, which may
+// repeat a key; a value is a string, or null for a null header value.
+func envelopeHeaders(raw json.RawMessage) ([]transform.Header, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	header := func(k string, v *string) transform.Header {
+		h := transform.Header{Key: k}
+		if v != nil {
+			h.Value = []byte(*v)
+		}
+		return h
+	}
+	var out []transform.Header
+	if raw[0] == '[' {
+		var pairs [][2]*string
+		if err := json.Unmarshal(raw, &pairs); err != nil {
+			return nil, fmt.Errorf("want an object or an array of [key, value] pairs of strings: %w", err)
+		}
+		for i, p := range pairs {
+			if p[0] == nil {
+				return nil, fmt.Errorf("pair %d has a null key", i)
+			}
+			out = append(out, header(*p[0], p[1]))
+		}
+		return out, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("want an object or an array of [key, value] pairs of strings")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v *string
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("header %q: want a string or null: %w", tok, err)
+		}
+		out = append(out, header(tok.(string), v))
+	}
+	return out, nil
 }
 
 // sampleTopic reads up to limit records from the start of topic's

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
@@ -210,6 +211,12 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	switch m.Kind {
 	case sink.MarkRouted:
 		folder = s.folder(id.Topic, id.Partition, m.FirstTimestamp)
+		if s.routesByRecord() {
+			written, err := s.Written(ctx, id, m.FirstTimestamp)
+			if err != nil || written {
+				return written, err
+			}
+		}
 	case sink.MarkGap:
 		folder = s.root(id.Topic, id.Partition)
 	default:
@@ -217,6 +224,85 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	}
 	key, err := s.mark(ctx, m, folder)
 	return key == "", err
+}
+
+// routesByRecord reports whether the path template sends a range's records
+// to folders of their own: then a range's objects are not at the marker's
+// key, and Mark finds them by listing.
+func (s *Sink) routesByRecord() bool {
+	for _, tok := range s.tmpl {
+		if isRecordVar(tok.v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Written implements sink.RouteChecker: it reports whether the range's
+// objects are all in the bucket (its write succeeded although the activity
+// failed), recording it in the meta object then; a partial write of a range
+// routed by record is deleted (see settleParts).
+func (s *Sink) Written(ctx context.Context, id sink.BatchID, firstTS time.Time) (bool, error) {
+	if s.routesByRecord() {
+		return s.settleParts(ctx, id)
+	}
+	key := s.folder(id.Topic, id.Partition, firstTS) + ObjectName(id) + s.format.Extension()
+	h, err := s.bucket.GetObjectDetailedMeta(key, oss.WithContext(ctx))
+	if isCode(err, "NoSuchKey") || isNotFoundStatus(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, classify(fmt.Errorf("head %s: %w", key, err))
+	}
+	got, perr := parseObjectMeta(key, h)
+	if perr != nil || got.kind != kindData || got.id.First != id.First || got.id.End != id.End || got.id.Connector != id.Connector {
+		return false, nil // not this range's data: the marker's forbid-overwrite decides
+	}
+	return true, s.writeMeta(ctx, got.id, key, got.records, got.crc)
+}
+
+func isNotFoundStatus(err error) bool {
+	se, ok := serviceError(err)
+	return ok && se.StatusCode == 404
+}
+
+// settleParts looks, before a range is routed, for the objects a failed
+// write of it may have left in its folders. All of its parts there: the
+// range is written (the write succeeded although its activity failed).
+// Some of them: they are this connector's partial write of a range that is
+// about to be routed whole, and are deleted first, so no record is both in
+// the bucket and in the error-data topic.
+func (s *Sink) settleParts(ctx context.Context, id sink.BatchID) (written bool, err error) {
+	name := ObjectName(id)
+	listed, err := s.list(ctx, id.Topic, func(p int32, first int64) bool { return p == id.Partition && first == id.First })
+	if err != nil {
+		return false, err
+	}
+	var parts []Object
+	n := 0
+	for _, o := range listed.Objects {
+		if o.Connector != id.Connector || o.Kind != kindData || !strings.Contains(o.Key, name) {
+			continue
+		}
+		parts = append(parts, o)
+		n = max(n, o.Parts)
+	}
+	if len(parts) == 0 {
+		return false, nil
+	}
+	if len(parts) == n && parts[0].End == id.End {
+		var records int64
+		for _, o := range parts {
+			records += o.Records
+		}
+		return true, s.writeMeta(ctx, id, parts[0].Key, records, parts[0].CRC64)
+	}
+	for _, o := range parts {
+		if err := s.bucket.DeleteObject(o.Key, oss.WithContext(ctx)); err != nil {
+			return false, classify(fmt.Errorf("delete %s, a part of [%d,%d) which is routed whole: %w", o.Key, id.First, id.End, err))
+		}
+	}
+	return false, nil
 }
 
 // mark puts the marker object of m in folder and moves the meta object

@@ -285,8 +285,8 @@ func ObjectName(id sink.BatchID) string {
 
 // folder expands the path template's topic, partition and time variables
 // for a batch whose first record has timestamp ts, with a trailing '/' (or
-// "" for an empty template). Record variables are left as they are; see
-// folderOf.
+// "" for an empty template), up to the first record variable (see expand
+// and folderOf).
 func (s *Sink) folder(topic string, partition int32, ts time.Time) string {
 	p, _ := s.expand(topic, partition, ts, nil)
 	return p

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dumpflow/dumpflow/format"
+	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/transform"
 )
 
@@ -41,10 +43,12 @@ func parseTemplate(t string) []pathToken {
 	return out
 }
 
-// expand fills the template for record r (nil: only topic, partition and
-// time, leaving record variables as they are) of a batch whose first
-// record has timestamp ts, with a trailing '/' (or "" for an empty
-// template).
+// expand fills the template for record r of a batch whose first record has
+// timestamp ts, with a trailing '/' (or "" for an empty template). Without
+// a record (r nil) it fills topic, partition and time and ends at the last
+// folder before the first record variable: a folder no record can be
+// routed to (a record variable is never empty), never a folder named after
+// the variable's text.
 //
 // A record variable ({key}, {value.<path>}, {header.<name>}, {route}) takes
 // its value from the record and must stay inside the prefix: {route} (set
@@ -78,8 +82,8 @@ func (s *Sink) expand(topic string, partition int32, ts time.Time, r *transform.
 			b.WriteString(t.Format("04"))
 		default:
 			if r == nil {
-				b.WriteString("{" + tok.v + "}")
-				continue
+				p := b.String()
+				return p[:strings.LastIndex(p, "/")+1], nil
 			}
 			v, err := recordVar(tok, r)
 			if err != nil {
@@ -146,4 +150,39 @@ func recordVar(tok pathToken, r *transform.Record) (string, error) {
 		return "", fmt.Errorf("%q holds a '/': a variable fills one folder name", transform.ShortPrefix([]byte(v), 64))
 	}
 	return v, transform.CheckRoute(v)
+}
+
+var _ sink.Rejecter = (*Sink)(nil)
+
+// Reject implements sink.Rejecter: it returns the rejection Batch.Add would
+// give r for its folder (stage "route": a record variable of the path
+// template breaks the rule, see expand) or its format (stage "format", see
+// format.Check), so that under tolerance stop a plan ends before the
+// record, as for records that fail a transform step. A format rejection
+// that depends on the records before r in its object (CSV or Parquet
+// columns derived from the object's first record) is found only when the
+// batch is written.
+func (s *Sink) Reject(r *transform.Record) error {
+	for _, tok := range s.tmpl {
+		if !isRecordVar(tok.v) {
+			continue
+		}
+		if _, err := recordVar(tok, r); err != nil {
+			return sink.Reject("route", fmt.Errorf("path variable {%s}: %w", tok.v, err))
+		}
+	}
+	if err := format.Check(s.format, r); err != nil {
+		var re *format.RejectError
+		if errors.As(err, &re) {
+			return sink.Reject(re.Stage, re)
+		}
+		return err
+	}
+	return nil
+}
+
+// isRecordVar reports whether path variable v takes its value from each
+// record.
+func isRecordVar(v string) bool {
+	return v == "key" || v == "route" || strings.HasPrefix(v, "value.") || strings.HasPrefix(v, "header.")
 }
