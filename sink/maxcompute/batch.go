@@ -1,6 +1,7 @@
 package maxcompute
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -34,6 +35,7 @@ type stream struct {
 
 	w      *tunnel.RecordProtocWriter // the open block, or nil
 	next   int                        // id of the open block, else of the next one
+	limit  int                        // block ids must stay below it (0: MaxBlocks)
 	fill   int64                      // row bytes in the open block
 	blocks []int                      // blocks this attempt uploaded
 
@@ -81,9 +83,9 @@ func (b *batch) write(ctx context.Context, st *stream, row data.Record, size int
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if st.next >= MaxBlocks {
-			return sink.Permanent(ErrTooManyBlocks, fmt.Errorf("upload session %s on %s: more than %d blocks; raise the block size or lower batch.maxBytes",
-				st.id, st.part, MaxBlocks))
+		if limit := cmp.Or(st.limit, MaxBlocks); st.next >= limit {
+			return sink.Permanent(ErrTooManyBlocks, fmt.Errorf("upload session %s on %s: block id %d is past this writer's last one (%d); raise the block size or lower the batch size",
+				st.id, st.part, st.next, limit-1))
 		}
 		w, err := st.up.OpenRecordWriter(st.next)
 		if err != nil {

@@ -34,6 +34,8 @@ func newPartitioner(mc *connector.MaxComputeSpec) (partitioner, error) {
 		layout = LayoutHour
 	case connector.GranularityMinute:
 		layout = LayoutMinute
+	case AnyPartition:
+		layout = LayoutHour // unused: window loads name their partition
 	default:
 		return partitioner{}, fmt.Errorf("sink.maxcompute.partition %q: must be DAY, HOUR or MINUTE", mc.Partition)
 	}

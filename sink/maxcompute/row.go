@@ -20,6 +20,11 @@ import (
 // DefaultDDL is the table the sink creates when createTable is set (seed 004).
 const DefaultDDL = "CREATE TABLE IF NOT EXISTS %s(topic STRING, partition BIGINT, offset BIGINT, key STRING, value STRING) PARTITIONED BY (pt STRING)"
 
+// AnyPartition is the MaxComputeSpec.Partition of a window load's sink: the
+// load names the destination partition itself, so the table may have any
+// partition columns.
+const AnyPartition = "ANY"
+
 // defaultColumns are the columns TEXT and BINARY write, in order.
 var defaultColumns = []struct {
 	name  string
@@ -40,12 +45,15 @@ type converter struct {
 	loc     *time.Location // for CSV DATETIME and TIMESTAMP fields
 	cols    []tableschema.Column
 	sources []columnSource // format FIELDS: each column's source
+	// anyPartitions accepts any partition columns (window loads name the
+	// partition themselves) instead of exactly one pt STRING.
+	anyPartitions bool
 }
 
 // newConverter checks that schema fits the spec's mode and format and
 // returns a converter for it; a misfit is a permanent SchemaMismatch.
 func newConverter(table string, mc *connector.MaxComputeSpec, loc *time.Location, schema tableschema.TableSchema) (*converter, error) {
-	c := &converter{table: table, mode: strings.ToUpper(mc.Mode), format: strings.ToUpper(mc.Format), loc: loc, cols: schema.Columns}
+	c := &converter{table: table, mode: strings.ToUpper(mc.Mode), format: strings.ToUpper(mc.Format), loc: loc, cols: schema.Columns, anyPartitions: mc.Partition == AnyPartition}
 	if c.mode == "" {
 		c.mode = connector.ModeDefault
 	}
@@ -67,7 +75,7 @@ func newConverter(table string, mc *connector.MaxComputeSpec, loc *time.Location
 
 func (c *converter) check(schema tableschema.TableSchema) error {
 	pcs := schema.PartitionColumns
-	if len(pcs) != 1 || !strings.EqualFold(pcs[0].Name, PartitionColumn) || pcs[0].Type.ID() != datatype.STRING {
+	if !c.anyPartitions && len(pcs) != 1 || !strings.EqualFold(pcs[0].Name, PartitionColumn) || pcs[0].Type.ID() != datatype.STRING {
 		return fmt.Errorf("table %s is %s; the sink needs exactly one partition column %s STRING", c.table, describeSchema(schema), PartitionColumn)
 	}
 	switch c.format {

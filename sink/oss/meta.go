@@ -229,14 +229,7 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 // routesByRecord reports whether the path template sends a range's records
 // to folders of their own: then a range's objects are not at the marker's
 // key, and Mark finds them by listing.
-func (s *Sink) routesByRecord() bool {
-	for _, tok := range s.tmpl {
-		if isRecordVar(tok.v) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Sink) routesByRecord() bool { return s.byRec }
 
 // Written implements sink.RouteChecker: it reports whether the range's
 // objects are all in the bucket (its write succeeded although the activity

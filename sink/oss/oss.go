@@ -27,6 +27,7 @@ type Sink struct {
 	loc    *time.Location
 	bucket *oss.Bucket
 	tmpl   []pathToken // the path template, parsed
+	byRec  bool        // the template has record variables
 }
 
 var (
@@ -67,7 +68,11 @@ func New(spec *connector.Spec, creds connector.Credentials) (*Sink, error) {
 		fs = *o.Format
 	}
 	fs.Default()
-	return &Sink{spec: *o, format: fs, loc: loc, bucket: b, tmpl: parseTemplate(o.Path)}, nil
+	sk := &Sink{spec: *o, format: fs, loc: loc, bucket: b, tmpl: parseTemplate(o.Path)}
+	for _, tok := range sk.tmpl {
+		sk.byRec = sk.byRec || isRecordVar(tok.v)
+	}
+	return sk, nil
 }
 
 // Close releases nothing: the SDK's HTTP client is shared.
@@ -98,6 +103,7 @@ type batch struct {
 	started bool
 	parts   map[string]*part // by folder
 	order   []*part          // in the order their first record came
+	single  *part            // the one part, when the folder does not depend on records
 }
 
 // part is the object of one folder.
@@ -112,6 +118,10 @@ func (b *batch) Add(_ context.Context, r *transform.Record) error {
 	if !b.started {
 		b.firstTS, b.started = r.Timestamp, true
 	}
+	if b.single != nil {
+		// A template without record variables: one folder for the batch.
+		return b.single.write(r)
+	}
 	folder, err := b.s.folderOf(r, b.firstTS)
 	if err != nil {
 		return sink.Reject("route", err)
@@ -124,7 +134,15 @@ func (b *batch) Add(_ context.Context, r *transform.Record) error {
 		}
 		b.parts[folder] = p
 		b.order = append(b.order, p)
+		if !b.s.routesByRecord() {
+			b.single = p
+		}
 	}
+	return p.write(r)
+}
+
+// write encodes r into the part's body.
+func (p *part) write(r *transform.Record) error {
 	if err := p.enc.Write(r); err != nil {
 		var re *format.RejectError
 		if errors.As(err, &re) {
