@@ -62,11 +62,11 @@ func WithSinkOpener(o SinkOpener) Option { return func(a *Activities) { a.open =
 // WithLogger sets the logger for worker-side messages.
 func WithLogger(l *slog.Logger) Option { return func(a *Activities) { a.logger = l } }
 
-// WithTemporalClient lets activities ask a workflow for the spec a V2 input
-// refers to when the worker's cache does not hold it (after a restart, or
-// when the workflow ran on another worker).
+// WithTemporalClient lets activities read the spec a V2 input refers to
+// from the workflow's history when the worker's cache does not hold it
+// (after a restart, or when the workflow ran on another worker).
 func WithTemporalClient(c client.Client) Option {
-	return func(a *Activities) { a.temporal = queryClient{c} }
+	return func(a *Activities) { a.temporal = historyClient{c} }
 }
 
 // WithBudget caps the bytes of batches the worker buffers at once (OSS

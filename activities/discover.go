@@ -24,6 +24,7 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 	if err != nil {
 		return DiscoverResult{}, err
 	}
+	defer keepAlive(ctx)()
 	kc, err := a.kafka.For(spec)
 	if err != nil {
 		return DiscoverResult{}, classify(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/activity"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
@@ -17,6 +18,16 @@ import (
 
 // pollInterval is how often FetchRanges re-reads the partitions' offsets.
 const pollInterval = 250 * time.Millisecond
+
+// cutStallTimeout and cutErrorStallTimeout bound how long a plan's scan
+// waits for a partition that makes no progress (quietly, or with its
+// fetches failing) before it reports the partition's error and the next
+// plan tries again: shorter than a write's, so one bad partition holds up
+// the planning of its loop-mates for seconds at most.
+const (
+	cutStallTimeout      = 10 * time.Second
+	cutErrorStallTimeout = 2 * time.Second
+)
 
 // FetchRanges waits until one of the cursors' partitions has a full batch
 // (spec.Batch.MaxRecords) past its cursor, or has a backlog (a cursor still
@@ -101,17 +112,26 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 		}
 	}
 	defer keepAlive(ctx)()
+	// The partitions are cut side by side, each read bounded by a short
+	// stall: a partition whose broker stalls gets a plan error while the
+	// others are planned, instead of holding them up.
+	g := errgroup.Group{}
+	g.SetLimit(4)
 	for i := range res.Plans {
 		p := &res.Plans[i]
 		if p.PlanEnd <= p.First || p.Error != "" || p.DataLost != nil {
 			continue
 		}
-		if err := a.cut(ctx, kc, spec, s, p, skipAt(in.Cursors, p.Partition)); err != nil {
-			if ctx.Err() != nil {
-				return FetchRangesResult{}, ctx.Err()
+		g.Go(func() error {
+			if err := a.cut(ctx, kc, spec, s, p, skipAt(in.Cursors, p.Partition)); err != nil && ctx.Err() == nil {
+				p.Error = errorText(err)
 			}
-			p.Error = errorText(err)
-		}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if ctx.Err() != nil {
+		return FetchRangesResult{}, ctx.Err()
 	}
 	// And after cutting: a topic that still has the id the connector
 	// started on now has had it all along (ids are never reused), so the
@@ -189,7 +209,7 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 		}
 		defer func() { _ = run.Close(ctx) }()
 	}
-	err = kc.ReadRange(ctx, spec.Kafka.Topic, p.Partition, p.First, p.PlanEnd, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+	err = kc.ReadRange(ctx, spec.Kafka.Topic, p.Partition, p.First, p.PlanEnd, kafka.ReadOptions{StallTimeout: cutStallTimeout, ErrorStallTimeout: cutErrorStallTimeout}, func(r *kgo.Record) (bool, error) {
 		tr := toRecord(r)
 		size := int64(len(r.Key) + len(r.Value))
 		reject := sizeReject(r, size, spec)

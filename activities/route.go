@@ -149,6 +149,7 @@ func (a *Activities) DeclareGap(ctx context.Context, in DeclareGapInput) (Declar
 	if err != nil {
 		return DeclareGapResult{}, err
 	}
+	defer keepAlive(ctx)()
 	kc, err := a.kafka.For(spec)
 	if err != nil {
 		return DeclareGapResult{}, classify(err)

@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -29,8 +31,9 @@ func SpecRef(spec *connector.Spec) string {
 
 // specCache holds the specs a worker has seen, by reference. Workflow code
 // fills it on the worker that runs the workflow (Remember), and an activity
-// that misses asks the workflow (its "spec" query) and keeps the answer,
-// so a worker restart or an activity on another worker costs one query.
+// that misses reads the spec from its run's input in the workflow's history
+// and keeps it, so a worker restart or an activity on another worker costs
+// one history read, and needs no worker that holds the workflow.
 type specCache struct {
 	mu    sync.Mutex
 	specs map[string]*connector.Spec
@@ -136,35 +139,59 @@ func (a *Activities) resolveSpec(ctx context.Context, ref string) (*connector.Sp
 		return s, nil
 	}
 	if a.temporal == nil {
-		return nil, temporal.NewNonRetryableApplicationError("spec "+ref+" is not in this worker's cache and the worker has no Temporal client to ask the workflow for it", "SpecUnavailable", nil)
+		return nil, temporal.NewNonRetryableApplicationError("spec "+ref+" is not in this worker's cache and the worker has no Temporal client to read it from the workflow's history", "SpecUnavailable", nil)
 	}
+	// The spec is the input of the run that scheduled the activity: read
+	// it from the run's first history event, which needs no worker holding
+	// the workflow (a query would, and that worker may be stopped).
 	info := activity.GetInfo(ctx)
-	v, err := a.temporal.QueryWorkflow(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, SpecQuery)
+	raw, err := a.temporal.StartInput(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID)
 	if err != nil {
-		return nil, fmt.Errorf("ask workflow %s for its spec %s: %w", info.WorkflowExecution.ID, ref, err)
+		return nil, fmt.Errorf("read the spec %s from the history of workflow %s: %w", ref, info.WorkflowExecution.ID, err)
 	}
-	var s connector.Spec
-	if err := v.Get(&s); err != nil {
+	var in struct {
+		Spec json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, fmt.Errorf("decode the input of workflow %s: %w", info.WorkflowExecution.ID, err)
+	}
+	s, err := connector.DecodeLenient(in.Spec)
+	if err != nil {
 		return nil, fmt.Errorf("decode the spec of workflow %s: %w", info.WorkflowExecution.ID, err)
 	}
 	s.Default()
-	if got := SpecRef(&s); got != ref {
-		// The workflow holds another spec now (a live change): this input
-		// is stale and can never be served.
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("workflow %s holds spec %s, not %s", info.WorkflowExecution.ID, got, ref), "SpecUnavailable", errors.New("stale spec reference"))
+	if got := SpecRef(s); got != ref {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("workflow %s was started with spec %s, not %s", info.WorkflowExecution.ID, got, ref), "SpecUnavailable", errors.New("stale spec reference"))
 	}
-	Remember(&s)
-	return &s, nil
+	Remember(s)
+	return s, nil
 }
 
-// temporalClient is the part of client.Client the activities use.
+// temporalClient is what the activities ask of Temporal.
 type temporalClient interface {
-	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (interface{ Get(any) error }, error)
+	// StartInput is the JSON input of a workflow run (its first event).
+	StartInput(ctx context.Context, workflowID, runID string) ([]byte, error)
 }
 
-// queryClient adapts a client.Client.
-type queryClient struct{ c client.Client }
+// historyClient reads start inputs through a client.Client.
+type historyClient struct{ c client.Client }
 
-func (q queryClient) QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (interface{ Get(any) error }, error) {
-	return q.c.QueryWorkflow(ctx, workflowID, runID, queryType, args...)
+func (h historyClient) StartInput(ctx context.Context, workflowID, runID string) ([]byte, error) {
+	it := h.c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return nil, errors.New("the history has no events")
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return nil, err
+	}
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil || len(attrs.GetInput().GetPayloads()) == 0 {
+		return nil, errors.New("the history does not start with the workflow's input")
+	}
+	var raw json.RawMessage
+	if err := converter.GetDefaultDataConverter().FromPayload(attrs.GetInput().GetPayloads()[0], &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
 }

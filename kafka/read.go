@@ -25,6 +25,13 @@ type ReadOptions struct {
 	// (leader moves, unavailable brokers) do not end a read before it.
 	// Optional. Default: 30s.
 	StallTimeout time.Duration
+	// ErrorStallTimeout, when positive and shorter than StallTimeout, is
+	// how long a read may go without a new offset while franz-go reports
+	// fetch errors for the partition: a read that must not wait out a
+	// failing broker for long (a scan planning several partitions at once)
+	// fails with a *StallError carrying the error sooner. Optional.
+	// Default: StallTimeout.
+	ErrorStallTimeout time.Duration
 }
 
 // DefaultStallTimeout is ReadOptions.StallTimeout's default.
@@ -89,7 +96,10 @@ func (c *Client) ReadRange(ctx context.Context, topic string, partition int32, f
 			r.cl.Close()
 		}
 	}()
-	if err := r.read(ctx, from, to, opt.StallTimeout, fn); err != nil {
+	if opt.ErrorStallTimeout <= 0 || opt.ErrorStallTimeout > opt.StallTimeout {
+		opt.ErrorStallTimeout = opt.StallTimeout
+	}
+	if err := r.read(ctx, from, to, opt.StallTimeout, opt.ErrorStallTimeout, fn); err != nil {
 		return err
 	}
 	kept = true
@@ -124,7 +134,7 @@ type rangeReader struct {
 }
 
 // read passes the records of [from, to) to fn; r.pos must be from.
-func (r *rangeReader) read(ctx context.Context, from, to int64, stall time.Duration, fn func(*kgo.Record) (bool, error)) error {
+func (r *rangeReader) read(ctx context.Context, from, to int64, quietStall, errorStall time.Duration, fn func(*kgo.Record) (bool, error)) error {
 	topic, partition := r.key.topic, r.key.partition
 	next := from // next offset we expect to see
 	defer func() { r.pos = next }()
@@ -141,16 +151,21 @@ func (r *rangeReader) read(ctx context.Context, from, to int64, stall time.Durat
 	// itself every probeEvery: that is how it learns of a log start that
 	// moved past next while it waited, of a failing authentication (which
 	// franz-go only retries) and of the current watermarks.
-	probeEvery := min(max(stall/4, 100*time.Millisecond), 2*time.Second)
-	probeTimeout := min(max(stall/4, 500*time.Millisecond), 5*time.Second)
+	probeEvery := min(max(quietStall/4, 100*time.Millisecond), 2*time.Second)
+	probeTimeout := min(max(quietStall/4, 500*time.Millisecond), 5*time.Second)
 	var (
 		lastProgress = time.Now()
 		nextProbe    = lastProgress.Add(probeEvery)
 		lastErr      error // last fetch error franz-go reported
 		lookupErr    error // last error of our own lookups
+		failing      bool  // a fetch failed since the last progress
 		backoff      time.Duration
 	)
 	for {
+		stall := quietStall
+		if failing {
+			stall = errorStall
+		}
 		r.resume()
 		wait := min(time.Until(nextProbe), time.Until(lastProgress.Add(stall)))
 		pollCtx, cancel := context.WithTimeout(ctx, max(wait, 10*time.Millisecond))
@@ -170,6 +185,7 @@ func (r *rangeReader) read(ctx context.Context, from, to int64, stall time.Durat
 				return
 			}
 			gotErr = true
+			failing = true
 			switch {
 			case errors.Is(err, kerr.OffsetOutOfRange):
 				// Records polled with it (from a fetch before
@@ -231,6 +247,7 @@ func (r *rangeReader) read(ctx context.Context, from, to int64, stall time.Durat
 			return r.outOfRange(ctx, from, to, next, probeTimeout, outOfRange)
 		}
 		if next > before {
+			failing = false
 			lastProgress = time.Now()
 			nextProbe = lastProgress.Add(probeEvery)
 			backoff = 0

@@ -217,6 +217,64 @@ func TestReadRangeStall(t *testing.T) {
 	})
 }
 
+// TestReadRangeErrorStall checks ErrorStallTimeout: a read whose fetches
+// fail gives up after it, while a read that only waits for records (no
+// error) still waits for StallTimeout, and a fault that clears within it
+// costs nothing.
+func TestReadRangeErrorStall(t *testing.T) {
+	opt := ReadOptions{StallTimeout: 20 * time.Second, ErrorStallTimeout: time.Second}
+	read := func(c *Client, from, to int64) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		err := c.ReadRange(ctx, readTopic, 0, from, to, opt, func(*kgo.Record) (bool, error) { return true, nil })
+		return time.Since(start), err
+	}
+
+	t.Run("fetches refused", func(t *testing.T) {
+		kc, brokers := cluster(t, 1, 1)
+		produce(t, brokers, 0, 0, 100, 10)
+		kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: readTopic, Err: kerr.UnknownServerError, Count: -1})
+		c := readClient(t, brokers)
+		elapsed, err := read(c, 0, 100)
+		var se *StallError
+		if !errors.As(err, &se) || !errors.Is(se.LastErr, kerr.UnknownServerError) {
+			t.Fatalf("err %v, want a *StallError carrying UNKNOWN_SERVER_ERROR", err)
+		}
+		if elapsed < opt.ErrorStallTimeout || elapsed > opt.StallTimeout/2 {
+			t.Errorf("gave up after %v, want about %v (ErrorStallTimeout), well before %v", elapsed, opt.ErrorStallTimeout, opt.StallTimeout)
+		}
+	})
+
+	t.Run("quiet wait", func(t *testing.T) {
+		_, brokers := cluster(t, 1, 1)
+		produce(t, brokers, 0, 0, 10, 10)
+		c := readClient(t, brokers)
+		go func() {
+			time.Sleep(3 * opt.ErrorStallTimeout)
+			produce(t, brokers, 0, 10, 10, 10)
+		}()
+		// No fetch fails: the read waits past ErrorStallTimeout for the
+		// records still to come.
+		if elapsed, err := read(c, 0, 20); err != nil {
+			t.Fatalf("read of records produced after %v failed after %v: %v", 3*opt.ErrorStallTimeout, elapsed, err)
+		}
+	})
+
+	t.Run("short fault", func(t *testing.T) {
+		kc, brokers := cluster(t, 1, 1)
+		produce(t, brokers, 0, 0, 100, 10)
+		f := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: readTopic, Err: kerr.UnknownServerError, Count: 2})
+		c := readClient(t, brokers)
+		if elapsed, err := read(c, 0, 100); err != nil {
+			t.Fatalf("read through %d refused fetches failed after %v: %v", f.Hits(), elapsed, err)
+		}
+		if f.Hits() != 2 {
+			t.Errorf("%d fetches refused, want 2", f.Hits())
+		}
+	})
+}
+
 // deleteRecords moves the log start of readTopic[p] to offset.
 func deleteRecords(t *testing.T, c *Client, p int32, offset int64) {
 	t.Helper()

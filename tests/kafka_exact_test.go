@@ -126,7 +126,7 @@ func (m *midRange) observe(req kmsg.Request) {
 
 func (m *midRange) armed() bool { return m.armedAt.Load() != 0 }
 
-// TestKafkaExactBrokerFaultsMidRange dumps a backlog whose ranges each span
+// TestKafkaExactBrokerErrorsMidRange dumps a backlog whose ranges each span
 // more than one fetch while the broker refuses every fetch of the partition
 // for several seconds, starting in the middle of a range: with
 // NOT_LEADER_FOR_PARTITION (franz-go retries it), with UNKNOWN_SERVER_ERROR
@@ -135,7 +135,7 @@ func (m *midRange) armed() bool { return m.armedAt.Load() != 0 }
 // reaches OSS exactly once and verify --deep is exact. The first build
 // ended a read after 2s without a new record and committed the short range
 // as if it were complete: the records after the fault were lost.
-func TestKafkaExactBrokerFaultsMidRange(t *testing.T) {
+func TestKafkaExactBrokerErrorsMidRange(t *testing.T) {
 	// 300 records of 32 KiB per batch: a range is 9.6 MB. A fetch
 	// returns at most one of the producer's 8 MiB record batches (255
 	// records) past the reader's 1 MiB limit, so a read takes at least

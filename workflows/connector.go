@@ -201,6 +201,8 @@ type conn struct {
 	signals           *signalLog
 	applied           int // signals of the log applied
 	discoveryInterval time.Duration
+	cancelDiscovery   workflow.CancelFunc // cancels the discovery in flight
+	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
 	queued            map[string][]any
 }
 
@@ -304,7 +306,13 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 			if err != nil || ok || c.draining {
 				return
 			}
-			_ = c.discover(ctx, false)
+			// A discovery in flight when the run starts draining is
+			// cancelled: the next run discovers again.
+			dctx, cancel := workflow.WithCancel(ctx)
+			c.cancelDiscovery = cancel
+			_ = c.discover(dctx, false)
+			c.cancelDiscovery = nil
+			cancel()
 			c.checkHistory(ctx)
 		}
 	})
@@ -466,6 +474,9 @@ func (c *conn) discover(ctx workflow.Context, first bool) error {
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
+		// A worker that dies mid-discovery is noticed in seconds: the run
+		// may be waiting for this discovery to continue as new.
+		HeartbeatTimeout: 20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
 			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"}},
 	})
@@ -528,6 +539,9 @@ func (c *conn) checkHistory(ctx workflow.Context) {
 	info := workflow.GetInfo(ctx)
 	if info.GetCurrentHistoryLength() >= c.limit || info.GetContinueAsNewSuggested() {
 		c.draining = true
+		if c.cancelDiscovery != nil && workflow.GetVersion(ctx, "cancel-discovery-on-drain", workflow.DefaultVersion, 1) == 1 {
+			c.cancelDiscovery()
+		}
 	}
 }
 

@@ -45,16 +45,16 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 		group := c.group(i)
 		var moved []activities.Cursor
 		// Ranges already cut are finished first; so are acknowledged losses.
+		var pending []*PartitionState
 		for _, p := range group {
 			switch {
 			case p.AckBy != "" && p.DataLost != nil:
 				c.declareGap(ctx, p)
 			case p.Pending != nil && !p.Stopped && p.DataLost == nil && !c.st.Paused:
-				if c.writePending(ctx, p) {
-					moved = append(moved, cursor(p))
-				}
+				pending = append(pending, p)
 			}
 		}
+		moved = append(moved, c.writeAll(ctx, pending)...)
 		var cursors []activities.Cursor
 		for _, p := range group {
 			if fetchable(p) {
@@ -75,15 +75,13 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 					return
 				}
 			}
+			var planned []*PartitionState
 			for _, plan := range fetched.Plans {
-				p := find(group, plan.Partition)
-				if p == nil || !c.planned(p, plan) {
-					continue
-				}
-				if c.writePending(ctx, p) {
-					moved = append(moved, cursor(p))
+				if p := find(group, plan.Partition); p != nil && c.planned(p, plan) {
+					planned = append(planned, p)
 				}
 			}
+			moved = append(moved, c.writeAll(ctx, planned)...)
 		}
 		if len(moved) > 0 {
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -297,6 +295,51 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 	return res.End > pend.First
 }
 
+// writeAll writes the pending ranges of ps and returns the cursors of the
+// partitions that moved, in the order of ps. Runs that recorded the
+// parallel-writes version write the partitions concurrently, so a
+// partition whose write is retrying (a slow or failing destination folder,
+// an expired session) does not hold up its loop-mates; earlier runs wrote
+// them one after another and replay that way.
+func (c *conn) writeAll(ctx workflow.Context, ps []*PartitionState) []activities.Cursor {
+	if len(ps) == 0 {
+		return nil
+	}
+	moved := make([]bool, len(ps))
+	if len(ps) > 1 && c.parallelWrites(ctx) {
+		wg := workflow.NewWaitGroup(ctx)
+		for i, p := range ps {
+			wg.Add(1)
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				defer wg.Done()
+				moved[i] = c.writePending(ctx, p)
+			})
+		}
+		wg.Wait(ctx)
+	} else {
+		for i, p := range ps {
+			moved[i] = c.writePending(ctx, p)
+		}
+	}
+	var out []activities.Cursor
+	for i, p := range ps {
+		if moved[i] {
+			out = append(out, cursor(p))
+		}
+	}
+	return out
+}
+
+// parallelWrites reports whether this run writes a loop's partitions
+// concurrently (see writeAll). The version is decided once per run.
+func (c *conn) parallelWrites(ctx workflow.Context) bool {
+	if c.parallel == nil {
+		v := workflow.GetVersion(ctx, "parallel-writes", workflow.DefaultVersion, 1) == 1
+		c.parallel = &v
+	}
+	return *c.parallel
+}
+
 func hasExpired(pend *Pending) bool {
 	for _, s := range pend.Sessions {
 		if s.ID == "" {
@@ -359,6 +402,7 @@ func (c *conn) declareGap(ctx workflow.Context, p *PartitionState) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	actx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
 	})
 	var res activities.DeclareGapResult
