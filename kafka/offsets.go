@@ -375,3 +375,26 @@ func (c *Client) EnsureTopic(ctx context.Context, topic string, partitions int32
 	}
 	return nil
 }
+
+// OffsetsAfter returns, per partition of topic, the first offset whose
+// record timestamp is at or after t (ListOffsets by timestamp); a partition
+// with no such record gets its high watermark. A partition that cannot
+// answer fails the call, naming it.
+func (c *Client) OffsetsAfter(ctx context.Context, topic string, t time.Time) (map[int32]int64, error) {
+	resp, err := c.admin.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topic)
+	if err != nil {
+		return nil, fmt.Errorf("offsets of %q at %s: %w", topic, t.Format(time.RFC3339), err)
+	}
+	out := map[int32]int64{}
+	var firstErr error
+	resp.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("offset of %s[%d] at %s: %w", o.Topic, o.Partition, t.Format(time.RFC3339), o.Err)
+			}
+			return
+		}
+		out[o.Partition] = o.Offset
+	})
+	return out, firstErr
+}

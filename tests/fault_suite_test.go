@@ -232,12 +232,21 @@ func runFaultSuite(t *testing.T, sk faultSink) {
 	require.NoError(t, fetchFault.Wait(waitCtx, 1), "no fetch of partition %d was refused", faultFetchPart)
 	cancel()
 	refusedAt := faultStatus(t, s, spec)
-	// The fault window is a duration by nature: several seconds of refusals.
+	// The fault window is a duration by nature: at least several seconds of
+	// refusals, longer while the other partitions have not moved yet (a
+	// write of theirs may be backing off from an injected sink fault).
+	faultSince := time.Now()
 	time.Sleep(6 * time.Second)
 	during := faultStatus(t, s, spec)
+	for time.Since(faultSince) < 45*time.Second &&
+		(faultPart(during, faultMovePart).Next <= faultPart(refusedAt, faultMovePart).Next ||
+			faultPart(during, faultLostPart).Next <= faultPart(refusedAt, faultLostPart).Next) {
+		time.Sleep(time.Second)
+		during = faultStatus(t, s, spec)
+	}
 	fetchFault.Remove()
-	phase("fetch fault on partition %d removed after %d refused fetches; meanwhile partition %d (same loop) went %d -> %d, partition %d (other loop) %d -> %d; run %d, history %d -> run %d, history %d (limit %d)",
-		faultFetchPart, fetchFault.Hits(), faultLostPart, faultPart(refusedAt, faultLostPart).Next, faultPart(during, faultLostPart).Next,
+	phase("fetch fault on partition %d removed after %s and %d refused fetches; meanwhile partition %d (same loop) went %d -> %d, partition %d (other loop) %d -> %d; run %d, history %d -> run %d, history %d (limit %d)",
+		faultFetchPart, time.Since(faultSince).Round(100*time.Millisecond), fetchFault.Hits(), faultLostPart, faultPart(refusedAt, faultLostPart).Next, faultPart(during, faultLostPart).Next,
 		faultMovePart, faultPart(refusedAt, faultMovePart).Next, faultPart(during, faultMovePart).Next,
 		refusedAt.Run, refusedAt.HistoryLength, during.Run, during.HistoryLength, in.HistoryLimit)
 	// Neither the partition of the other loop nor partition 2, which

@@ -60,8 +60,12 @@ type LedgerEntry struct {
 	Written  time.Time      `json:"written"`
 }
 
-// ledgerPartition is the ledger partition of one Kafka partition.
+// ledgerPartition is the ledger partition of one Kafka partition (or, for
+// p < 0, of a window job's windows: kafka_partition=window).
 func ledgerPartition(connector, topic string, p int32) string {
+	if p < 0 {
+		return fmt.Sprintf("connector=%s/topic=%s/kafka_partition=window", connector, topic)
+	}
 	return fmt.Sprintf("connector=%s/topic=%s/kafka_partition=%d", connector, topic, p)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/tunnel"
 
@@ -148,6 +149,16 @@ func (s *Sink) CommitWindow(ctx context.Context, sess sink.Session, blocks []int
 	return nil
 }
 
+// WindowSessionOpen reports whether the window's session can still take
+// blocks: neither committed nor expired.
+func (s *Sink) WindowSessionOpen(ctx context.Context, sess sink.Session) (bool, error) {
+	done, err := s.sessionState(ctx, sess)
+	if permanentTypeOf(err) == ErrSessionExpired {
+		return false, nil
+	}
+	return !done && err == nil, err
+}
+
 // WindowCommitted reports whether the window's session is committed.
 func (s *Sink) WindowCommitted(ctx context.Context, sess sink.Session) (bool, error) {
 	done, err := s.sessionState(ctx, sess)
@@ -155,4 +166,51 @@ func (s *Sink) WindowCommitted(ctx context.Context, sess sink.Session) (bool, er
 		return false, nil
 	}
 	return done, err
+}
+
+// Window ledger rows: a window load records its window in the ledger table
+// (kind "window", in the ledger partition of the job, its topic and
+// kafka_partition "window"; first_offset and end_offset hold the window's
+// bounds in Unix milliseconds, sessions its session) before it commits, so
+// an append re-run of the same window finds it and does nothing, and a run
+// that crashed between its record and its commit is finished with its
+// session.
+const (
+	KindWindow          = "window"
+	windowLedgerPartion = -1 // kafka_partition "window": see ledgerPartitionKey
+)
+
+// RecordWindow appends the window's row to the ledger (before the commit).
+func (s *Sink) RecordWindow(ctx context.Context, job, topic string, begin, end time.Time, sess sink.Session, records int64, note string) error {
+	if err := s.ensureLedger(ctx); err != nil {
+		return err
+	}
+	return s.c.appendLedger(ctx, LedgerEntry{Connector: job, Topic: topic, Partition: windowLedgerPartion,
+		First: begin.UnixMilli(), End: end.UnixMilli(), Kind: KindWindow, Records: records, Target: s.c.name(),
+		Sessions: []sink.Session{sess}, Writer: "window/" + job, Note: note, Written: time.Now().UTC()})
+}
+
+// LoadedWindow returns the ledger's last row for the window [begin, end) of
+// job, if any; committed tells whether its session is committed (the
+// window is loaded).
+func (s *Sink) LoadedWindow(ctx context.Context, job, topic string, begin, end time.Time) (entry LedgerEntry, found, committed bool, err error) {
+	if err := s.ensureLedger(ctx); err != nil {
+		return LedgerEntry{}, false, false, err
+	}
+	if _, err := s.ensureTable(ctx); err != nil {
+		return LedgerEntry{}, false, false, err
+	}
+	tail, err := s.c.ledgerTail(ctx, job, topic, windowLedgerPartion, 256)
+	if err != nil {
+		return LedgerEntry{}, false, false, err
+	}
+	for i := len(tail) - 1; i >= 0; i-- {
+		e := tail[i]
+		if e.Kind != KindWindow || e.First != begin.UnixMilli() || e.End != end.UnixMilli() || len(e.Sessions) != 1 {
+			continue
+		}
+		done, err := s.WindowCommitted(ctx, e.Sessions[0])
+		return e, true, done, err
+	}
+	return LedgerEntry{}, false, false, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -462,4 +463,19 @@ func (d *DryBatch) Parts() ([]DryPart, error) {
 		out = append(out, DryPart{Key: p.folder + ObjectName(d.b.id) + d.b.s.format.Extension(), Records: p.records, Size: p.buf.Len(), CRC64: p.buf.crc})
 	}
 	return out, nil
+}
+
+// SuccessName is the object that publishes a window load under its prefix:
+// its presence says the window is complete, and it lists every object and
+// offset range of the window.
+const SuccessName = "_SUCCESS"
+
+// PutSuccess writes the _SUCCESS object under prefix (replacing an earlier
+// run's: a re-run of the window publishes the same content).
+func (s *Sink) PutSuccess(ctx context.Context, prefix string, body io.Reader) error {
+	key := withSlash(prefix) + SuccessName
+	if err := s.bucket.PutObject(key, body, oss.ContentType("application/json"), oss.WithContext(ctx)); err != nil {
+		return classify(fmt.Errorf("write %s: %w", key, err))
+	}
+	return nil
 }

@@ -82,6 +82,12 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.CommitOffsetsName:  acts.CommitOffsets,
 		activities.RouteRangeName:     acts.RouteRange,
 		activities.DeclareGapName:     acts.DeclareGap,
+
+		activities.ResolveWindowName:        acts.ResolveWindow,
+		activities.PrepareWindowName:        acts.PrepareWindow,
+		activities.LoadWindowRangeName:      acts.LoadWindowRange,
+		activities.PublishWindowName:        acts.PublishWindow,
+		activities.CommitWindowPositionName: acts.CommitWindowPosition,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -93,6 +99,8 @@ func RegisterWorkflows(r interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
 }) {
 	r.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
+	r.RegisterWorkflowWithOptions(workflows.WindowLoad, workflow.RegisterOptions{Name: workflows.WindowLoadName})
+	r.RegisterWorkflowWithOptions(workflows.WindowBackfill, workflow.RegisterOptions{Name: workflows.WindowBackfillName})
 }
 
 // Interceptors are the worker interceptors dumpflow's workflows need; a
