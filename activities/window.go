@@ -645,9 +645,22 @@ func (a *Activities) CommitWindowPosition(ctx context.Context, in CommitWindowPo
 		return classify(err)
 	}
 	defer done()
+	// The position only moves forward: a run of an older window (a
+	// backfill started by `temporal schedule backfill`, which runs the
+	// schedule's action as it is, or a late buffered run) leaves it.
+	cur, err := kc.CommittedOffsets(ctx, ws.Group(), ws.Reader.Topic)
+	if err != nil {
+		return classify(err)
+	}
 	m := map[int32]kafka.Committed{}
 	for _, r := range in.Ranges {
+		if c, ok := cur[r.Partition]; ok && c.Offset >= r.End {
+			continue
+		}
 		m[r.Partition] = kafka.Committed{Offset: r.End, Start: r.First}
+	}
+	if len(m) == 0 {
+		return nil
 	}
 	return kc.Commit(ctx, ws.Group(), ws.Reader.Topic, m)
 }
