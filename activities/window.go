@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
@@ -200,7 +202,9 @@ func (a *Activities) kafkaFor(ws *window.Spec, cs *connector.Spec) (*kafka.Clien
 // writer's partition or prefix with the window's variables). For an
 // append load it looks the window up in the ledger: published already,
 // there is nothing to do; recorded but not committed, the run finishes
-// that session.
+// that session. For OSS a _SUCCESS object under the prefix means the
+// window is loaded (nothing to do); without one, the job's objects there
+// (an earlier run that failed) are deleted first.
 func (a *Activities) ResolveWindow(ctx context.Context, in WindowJob) (ResolveWindowResult, error) {
 	ws, err := window.ParseJSON(in.Spec)
 	if err != nil {
@@ -348,6 +352,30 @@ func (a *Activities) ResolveWindow(ctx context.Context, in WindowJob) (ResolveWi
 			}
 		}
 	}
+	if ws.Writer.OSS != nil {
+		s, err := a.sink(ctx, cs)
+		if err != nil {
+			return ResolveWindowResult{}, classify(err)
+		}
+		sk, ok := s.(*ossink.Sink)
+		if !ok {
+			return ResolveWindowResult{}, nonRetryable("InvalidSpec", errors.New("the window job's writer is not oss"))
+		}
+		// A published prefix is the window loaded: OSS has no atomic
+		// replace, so a re-run does nothing, as an append does. What an
+		// unpublished run left is cleared: this run's ranges may differ.
+		published, err := sk.WindowPublished(ctx, res.Destination)
+		if err != nil {
+			return ResolveWindowResult{}, classify(err)
+		}
+		if published {
+			res.Loaded = true
+		} else if gone, err := sk.ClearWindow(ctx, res.Destination, cs.Name); err != nil {
+			return ResolveWindowResult{}, classify(err)
+		} else if len(gone) > 0 {
+			activity.GetLogger(ctx).Warn("cleared what an unpublished load of the window left", "prefix", res.Destination, "objects", len(gone))
+		}
+	}
 	return res, nil
 }
 
@@ -384,6 +412,16 @@ func (a *Activities) PrepareWindow(ctx context.Context, in PrepareWindowInput) (
 		return sink.Session{}, err
 	}
 	sess, err := s.PrepareWindow(ctx, in.Destination, *ws.Writer.MaxCompute.Truncate)
+	var perm *sink.PermanentError
+	if errors.As(err, &perm) && perm.Type == maxcompute.ErrNoSuchTable {
+		m := ws.Writer.MaxCompute
+		var cols []string
+		for _, c := range m.Columns {
+			cols = append(cols, c.Name)
+		}
+		return sink.Session{}, nonRetryable(maxcompute.ErrNoSuchTable, fmt.Errorf("table %s.%s does not exist: a window job does not create tables; create it with the columns writer.maxcompute.columns fills (%s), partitioned by the keys of writer.maxcompute.partition %q",
+			m.Project, m.Table, strings.Join(cols, ", "), m.Partition))
+	}
 	if err != nil {
 		return sink.Session{}, classify(fmt.Errorf("prepare the window's session on %s: %w", in.Destination, err))
 	}
@@ -501,7 +539,7 @@ func (a *Activities) LoadWindowRange(ctx context.Context, in LoadWindowRangeInpu
 		}
 		wr, err := write(w, r.First, r.End, sink.BatchID{})
 		if err != nil {
-			return res, classify(fmt.Errorf("load partition %d [%d,%d) into %s: %w", r.Partition, r.First, r.End, in.Destination, err))
+			return res, rangeErr(fmt.Errorf("load partition %d [%d,%d) into %s: %w", r.Partition, r.First, r.End, in.Destination, err))
 		}
 		res.Blocks, res.Records, res.Bytes = w.Blocks(), wr.Records, wr.Bytes
 	case *ossink.Sink:
@@ -518,7 +556,7 @@ func (a *Activities) LoadWindowRange(ctx context.Context, in LoadWindowRangeInpu
 			}
 			wr, err := write(b, c.First, c.End, id)
 			if err != nil {
-				return res, classify(fmt.Errorf("load partition %d [%d,%d) under %s: %w", r.Partition, c.First, c.End, in.Destination, err))
+				return res, rangeErr(fmt.Errorf("load partition %d [%d,%d) under %s: %w", r.Partition, c.First, c.End, in.Destination, err))
 			}
 			for _, k := range wr.Objects {
 				res.Objects = append(res.Objects, WindowObject{Key: k, First: c.First, End: c.End, Records: wr.Records})
@@ -529,6 +567,20 @@ func (a *Activities) LoadWindowRange(ctx context.Context, in LoadWindowRangeInpu
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// rangeErr classifies a range's write error. A non-retryable application
+// error inside it (ErrorLimitExceeded from the read callback) stays
+// non-retryable under the context wrapped around it: Temporal's retry
+// policy reads only the outermost error's type and flag, so a wrapped one
+// would be retried to the policy's last attempt.
+func rangeErr(err error) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.NonRetryable() {
+		msg := strings.Replace(err.Error(), app.Error(), app.Message(), 1)
+		return temporal.NewApplicationErrorWithOptions(msg, app.Type(), temporal.ApplicationErrorOptions{NonRetryable: true})
+	}
+	return classify(err)
 }
 
 // windowCuts cuts an OSS range into batches of about cs.Batch.MaxBytes,

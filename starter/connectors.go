@@ -77,6 +77,8 @@ func startConnector(ctx context.Context, c client.Client, spec *connector.Spec) 
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without it the SDK hands back the running run as if started.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, workflows.ConnectorName, workflows.NewInput(spec))
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

@@ -129,6 +129,15 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := kc.EnsureTopic(ctx, demoTopic, 3); err != nil {
 		return err
 	}
+	if err := produceTradeLog(ctx, kc, *examples); err != nil {
+		return err
+	}
+	specs = demoFunctions(ctx, specs, *examples, opts.DataDir)
+	if opts.MaxComputeEndpoint == "" { // the stack's own emulator
+		if err := createWindowTables(st.MaxComputeEndpoint, st.MaxComputeProject, *examples); err != nil {
+			return err
+		}
+	}
 	if *records > 0 {
 		say("producing %d sample records to topic %q (3 partitions) ...", *records, demoTopic)
 		if err := produceSamples(ctx, kc.Kgo(), *records, time.Now().Add(-2*time.Hour), time.Now()); err != nil {
@@ -328,10 +337,17 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 		case <-t.C:
 		}
 		done := true
-		ends, err := kc.Bounds(ctx, demoTopic)
-		if err != nil {
-			say("kafka: %v", err)
-			done = false
+		ends := map[string]map[int32]kafka.Bounds{}
+		for _, s := range specs {
+			if _, ok := ends[s.Kafka.Topic]; ok {
+				continue
+			}
+			b, err := kc.Bounds(ctx, s.Kafka.Topic)
+			if err != nil {
+				say("kafka: %v", err)
+				done = false
+			}
+			ends[s.Kafka.Topic] = b
 		}
 		for _, s := range specs {
 			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -345,7 +361,7 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 			var recs, lag, dlq, objs int64
 			stopped := 0
 			for _, p := range st.Partitions {
-				lag += max(0, ends[p.Partition].End-p.Next)
+				lag += max(0, ends[s.Kafka.Topic][p.Partition].End-p.Next)
 				recs, dlq, objs = recs+p.Records, dlq+p.DeadLetters, objs+p.Objects
 				if p.State == workflows.StateStopped {
 					stopped++

@@ -11,6 +11,8 @@
 //	starter verify NAME                offset-coverage ledger; exit 1 on gaps or overlaps
 //	starter table show|partitions|rows MaxCompute inspection through the SDK
 //	starter transform test -f spec     run the transform chain on sample records
+//	starter window validate|run|watch  window jobs (seed 003): check a job, load a window now
+//	starter schedule create|list|...   window jobs' Temporal Schedules: create, describe, pause, backfill
 //	starter demo                       the whole local stack plus demo connectors
 //
 // Everything here can also be done with the temporal CLI; see package
@@ -56,6 +58,8 @@ var commands = []command{
 	{"verify", "NAME", "check that the sink's ranges tile [start, committed) exactly", cmdVerify},
 	{"table", "show|partitions|rows NAME", "inspect a MaxCompute connector's table", cmdTable},
 	{"transform", "test -f spec.yaml", "run a spec's transform chain on sample records and show each step", cmdTransform},
+	{"window", "validate|run|watch ...", "check a window job, load a window (or a span of them) now and follow it", cmdWindow},
+	{"schedule", "create|list|describe|...", "manage window jobs' Temporal Schedules (pause, trigger, backfill, delete)", cmdSchedule},
 	{"demo", "", "run the local stack, produce sample data and start the example connectors", cmdDemo},
 }
 

@@ -57,11 +57,17 @@ type stack struct {
 	producer *kgo.Client
 }
 
+// Credentials are resolved on the worker, from the environment: every
+// stack's servers take these. They are set for the whole test binary
+// (not with t.Setenv) so that tests that mostly wait for the clock can run
+// in parallel.
+func init() {
+	os.Setenv(connector.CredentialsEnvPrefix(credName)+"ACCESS_KEY_ID", "dumpflow")
+	os.Setenv(connector.CredentialsEnvPrefix(credName)+"ACCESS_KEY_SECRET", "dumpflow-secret")
+}
+
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	// Credentials are resolved on the worker, from the environment.
-	t.Setenv(connector.CredentialsEnvPrefix(credName)+"ACCESS_KEY_ID", "dumpflow")
-	t.Setenv(connector.CredentialsEnvPrefix(credName)+"ACCESS_KEY_SECRET", "dumpflow-secret")
 
 	s := &stack{t: t}
 	s.temporal = temporaltest.NewServer(temporaltest.WithT(t),

@@ -45,7 +45,8 @@ type WindowResult struct {
 	End   time.Time `json:"end"`
 	// Destination is the MaxCompute partition or the OSS prefix.
 	Destination string `json:"destination"`
-	// AlreadyLoaded is set when an append load found the window loaded by
+	// AlreadyLoaded is set when an append load (MaxCompute with truncate
+	// false, or any OSS load: a _SUCCESS is there) found the window loaded by
 	// an earlier run: it did nothing.
 	AlreadyLoaded bool `json:"alreadyLoaded,omitempty"`
 	// Session is the MaxCompute upload session that published the window.
@@ -101,6 +102,27 @@ func WindowLoad(ctx workflow.Context, in WindowInput) (WindowResult, error) {
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryProgress, func() (WindowResult, error) { return res, nil },
 		workflow.QueryHandlerOptions{Description: "The window, its destination and each partition's range, state and counts."}); err != nil {
 		return WindowResult{}, err
+	}
+	// Every run of a window runs under the window's id, WindowRunID, so
+	// that two runs of one window never overlap (an append load of both
+	// would add the rows twice). A run under another id — a triggered run,
+	// whose id Temporal builds from the trigger time, or one started by
+	// hand — loads the window as a child under that id, after any run of
+	// it in progress.
+	if canon := WindowRunID(spec.Name, end); workflow.GetInfo(ctx).WorkflowExecution.ID != canon {
+		child := in
+		child.Begin, child.End = begin, end
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: canon})
+		for {
+			err := workflow.ExecuteChildWorkflow(cctx, WindowLoadName, child).Get(ctx, &res)
+			var running *temporal.ChildWorkflowExecutionAlreadyStartedError
+			if !errors.As(err, &running) {
+				return res, err
+			}
+			if err := workflow.Sleep(ctx, backfillBusyWait); err != nil {
+				return res, err
+			}
+		}
 	}
 	// A window is resolved once it has ended, schedule.delay later: records
 	// stamped before its end have had that long to reach Kafka.
@@ -369,7 +391,10 @@ func loadWindow(ctx workflow.Context, spec *window.Spec, job activities.WindowJo
 	// Load the ranges, settings.speed.concurrent at a time.
 	load := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 6 * time.Hour,
-		HeartbeatTimeout:    time.Minute,
+		// LoadWindowRange heartbeats every few seconds, reading or not: a
+		// dead worker's range moves on within 20s, and the SDK passes
+		// heartbeats on every 16s (0.8 of it) for the progress bars.
+		HeartbeatTimeout: 20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10,
 			NonRetryableErrorTypes: []string{"InvalidSpec", "ErrorLimitExceeded"}},
 	})

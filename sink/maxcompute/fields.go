@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/data"
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/datatype"
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/tableschema"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -161,6 +162,11 @@ func (c *converter) fieldValue(v any, col tableschema.Column) (data.Data, int64,
 		d, err := c.field(strconv.FormatBool(x), col)
 		return d, 1, err
 	case time.Time:
+		if col.Type.ID() == datatype.BIGINT {
+			// __timestamp__ into a BIGINT column: epoch milliseconds, as
+			// seed 003's Kafka Reader gives it (kafka_ts BIGINT).
+			return data.BigInt(x.UnixMilli()), 8, nil
+		}
 		d, err := c.field(x.In(c.loc).Format("2006-01-02 15:04:05.999999999"), col)
 		return d, 8, err
 	default:

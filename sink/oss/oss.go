@@ -479,3 +479,71 @@ func (s *Sink) PutSuccess(ctx context.Context, prefix string, body io.Reader) er
 	}
 	return nil
 }
+
+// WindowPublished reports whether a window load published prefix: whether
+// its _SUCCESS object exists.
+func (s *Sink) WindowPublished(ctx context.Context, prefix string) (bool, error) {
+	key := withSlash(prefix) + SuccessName
+	ok, err := s.bucket.IsObjectExist(key, oss.WithContext(ctx))
+	if err != nil {
+		return false, classify(fmt.Errorf("look for %s: %w", key, err))
+	}
+	return ok, nil
+}
+
+// ClearWindow deletes what an unpublished load of the window job
+// connectorName left under prefix (a run that failed before its
+// _SUCCESS): its data objects and meta objects, recognised by the
+// connector named in their metadata, so that a new run of the window,
+// whose ranges may differ, starts from an empty prefix. Objects of anyone
+// else are left alone. It refuses a published prefix. It returns the keys
+// it deleted.
+func (s *Sink) ClearWindow(ctx context.Context, prefix, connectorName string) ([]string, error) {
+	dir := withSlash(prefix)
+	var deleted []string
+	token := ""
+	for page := 0; ; page++ {
+		opts := []oss.Option{oss.Prefix(dir), oss.MaxKeys(1000), oss.WithContext(ctx)}
+		if token != "" {
+			opts = append(opts, oss.ContinuationToken(token))
+		}
+		res, err := s.bucket.ListObjectsV2(opts...)
+		if err != nil {
+			return deleted, classify(fmt.Errorf("list %s/%s: %w", s.spec.Bucket, dir, err))
+		}
+		for _, o := range res.Objects {
+			ours := false
+			switch {
+			case o.Key == dir+SuccessName:
+				return deleted, sink.Permanent("ObjectConflict", fmt.Errorf("%s is published (%s exists): refusing to clear it", dir, o.Key))
+			case strings.Contains(o.Key, ".oss_meta_file_"):
+				m, ok, err := s.readMetaAt(ctx, o.Key)
+				if err != nil {
+					return deleted, err
+				}
+				ours = ok && m.Connector == connectorName
+			default:
+				h, err := s.bucket.GetObjectDetailedMeta(o.Key, oss.WithContext(ctx))
+				if err != nil {
+					return deleted, classify(fmt.Errorf("head %s: %w", o.Key, err))
+				}
+				m, err := parseObjectMeta(o.Key, h)
+				ours = err == nil && m.id.Connector == connectorName
+			}
+			if !ours {
+				continue
+			}
+			if err := s.bucket.DeleteObject(o.Key, oss.WithContext(ctx)); err != nil {
+				return deleted, classify(fmt.Errorf("delete %s: %w", o.Key, err))
+			}
+			deleted = append(deleted, o.Key)
+		}
+		if !res.IsTruncated {
+			return deleted, nil
+		}
+		if res.NextContinuationToken == "" || res.NextContinuationToken == token {
+			return deleted, fmt.Errorf("list %s/%s: page %d says it is truncated but gives no new continuation token", s.spec.Bucket, dir, page+1)
+		}
+		token = res.NextContinuationToken
+	}
+}
