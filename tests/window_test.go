@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	workflowservice "go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"slices"
 	"strings"
 	"testing"
@@ -100,6 +102,56 @@ func TestWindowThreeHoursBackfilled(t *testing.T) {
 		require.False(t, res.AlreadyLoaded)
 	}
 	require.Equal(t, "window-clicks-hourly-2024-01-01T02:00:00Z", workflows.WindowRunID(job.Name(), from.Add(time.Hour)))
+}
+
+// TestWindowBackfillContinuesAsNew: a backfill longer than a run's batch
+// (here 2 windows a run; 200 by default, so a year of hourly windows, 8760,
+// is 44 runs) continues as new and carries where it is: 5 hourly windows
+// take 3 runs of the backfill, each window is loaded once into its own
+// partition, exactly, and the result counts all 5.
+func TestWindowBackfillContinuesAsNew(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, table = "views", "views_hourly"
+	s.createTopic(topic, 2)
+	s.winCreateTable(table)
+	from := winTime(t, "2024-01-01 09:00:00.000")
+	const hours = 5
+	to := from.Add(hours * time.Hour)
+	recs := s.winHourRecords(topic, from, hours)
+
+	job := s.winJobOf(winHourly(s.winMCSpec("views-hourly", topic, table)))
+	ctx := context.Background()
+	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: winBackfillID(job.Name()), TaskQueue: workflows.TaskQueue},
+		workflows.WindowBackfillName, workflows.BackfillInput{Spec: job.Raw, From: from, To: to, Batch: 2})
+	require.NoError(t, err)
+	wctx, cancel := context.WithTimeout(ctx, winTimeout)
+	defer cancel()
+	var prog workflows.BackfillProgress
+	require.NoError(t, run.Get(wctx, &prog)) // follows the continued runs
+	require.Equal(t, hours, prog.Done)
+	require.Equal(t, hours, prog.Total)
+	require.NotNil(t, prog.Last)
+	require.True(t, prog.Last.End.Equal(to), "the last window loaded ends at %s", prog.Last.End)
+
+	// Three runs of the backfill: two continued as new, one completed.
+	require.Eventually(t, func() bool {
+		resp, err := s.client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Namespace: s.temporal.GetDefaultNamespace(), Query: fmt.Sprintf("WorkflowId = '%s'", run.GetID()),
+		})
+		return err == nil && resp.GetCount() == 3
+	}, 30*time.Second, 500*time.Millisecond, "3 runs of %s in visibility", run.GetID())
+
+	var pts []string
+	for h := range hours {
+		begin := from.Add(time.Duration(h) * time.Hour)
+		pt := "pt=" + begin.Format("2006010215")
+		pts = append(pts, pt)
+		want := winIn(recs, begin, begin.Add(time.Hour))
+		require.NotEmpty(t, want)
+		winRequireRows(t, s.winMCRows(table, pt), want, pt)
+	}
+	require.Equal(t, pts, s.winMCPartitions(table))
 }
 
 // TestWindowOverwriteRerunIdentical: with truncate: true a re-run of a

@@ -249,6 +249,9 @@ type BackfillInput struct {
 	// Done and Total count the windows, across continue-as-new.
 	Done  int `json:"done,omitempty"`
 	Total int `json:"total,omitempty"`
+	// Batch is how many windows a run loads before it continues as new,
+	// keeping each run's history short. Optional. Default: 200.
+	Batch int `json:"batch,omitempty"`
 }
 
 // BackfillProgress answers the backfill's progress query.
@@ -304,14 +307,18 @@ func WindowBackfill(ctx workflow.Context, in BackfillInput) (BackfillProgress, e
 		workflow.QueryHandlerOptions{Description: "Windows loaded so far, the one loading and the last one loaded."}); err != nil {
 		return prog, err
 	}
+	batch := in.Batch
+	if batch <= 0 {
+		batch = backfillBatch
+	}
 	loadedThisRun := 0
 	for _, w := range windows {
 		if !in.Next.IsZero() && w[1].Compare(in.Next) <= 0 {
 			continue // loaded by an earlier run of this backfill
 		}
-		if loadedThisRun == backfillBatch {
+		if loadedThisRun == batch {
 			return prog, workflow.NewContinueAsNewError(ctx, WindowBackfillName, BackfillInput{
-				Spec: in.Spec, From: in.From, To: in.To, Next: w[0], Done: prog.Done, Total: prog.Total})
+				Spec: in.Spec, From: in.From, To: in.To, Next: w[0], Done: prog.Done, Total: prog.Total, Batch: in.Batch})
 		}
 		cur := WindowResult{Job: spec.Name, Begin: w[0], End: w[1]}
 		prog.Current = &cur
