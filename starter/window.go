@@ -270,6 +270,9 @@ func printSummary(w io.Writer, spec *window.Spec, sum jobSummary) {
 		fmt.Fprintf(tw, "  schedule:\t%s in %s, schedule id %s\n", s.Cron, zone, s.ID)
 		fmt.Fprintf(tw, "  \toverlap %s, catch-up window %s, delay %s, jitter %s, pause on failure %t\n",
 			s.Overlap, shortDuration(s.CatchupWindow), shortDuration(s.Delay), shortDuration(s.Jitter), s.PauseOnFailure)
+		if window.OverlapLosesWindows(s.Overlap) {
+			fmt.Fprintf(tw, "  warning:	overlap %s can leave windows unloaded when a run is still going at the next fire time: Temporal counts them as skipped (schedule describe), backfill them; bufferAll loads every window\n", s.Overlap)
+		}
 	} else {
 		fmt.Fprintf(tw, "  schedule:\tnone (time zone %s)\n", sum.TimeZone)
 	}

@@ -287,6 +287,13 @@ schedule:
 	} {
 		require.Contains(t, out, want)
 	}
+	require.NotContains(t, out, "warning:")
+
+	// An overlap policy that can leave windows unloaded is flagged.
+	skip := writeJobFile(t, job+"  overlap: skip\n")
+	out, _, err = runWindowCmd("validate", "-f", skip)
+	require.NoError(t, err)
+	require.Contains(t, out, "  warning:      overlap skip can leave windows unloaded")
 
 	out, _, err = runWindowCmd("validate", "-f", file, "--json")
 	require.NoError(t, err)

@@ -154,6 +154,25 @@ func TestWindowBackfillContinuesAsNew(t *testing.T) {
 	require.Equal(t, pts, s.winMCPartitions(table))
 }
 
+// TestWindowMissingTable: a window job does not create its table. A run
+// against a missing one fails at once (not retried), naming the table, the
+// columns the job fills and its partition, and loads nothing.
+func TestWindowMissingTable(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic = "orders"
+	s.createTopic(topic, 1)
+	from := winTime(t, "2024-01-01 09:00:00.000")
+	s.winProduceAt(topic, 0, from.Add(time.Minute))
+	job := s.winJobOf(s.winMCSpec("orders-hourly", topic, "no_such_table"))
+	_, err := s.winRun(job, from, from.Add(time.Hour))
+	require.Error(t, err)
+	require.Contains(t, winErrTypes(err), "NoSuchTable", "%v", err)
+	require.Contains(t, err.Error(), "table dumpflow.no_such_table does not exist: a window job does not create tables; "+
+		"create it with the columns writer.maxcompute.columns fills (value, kafka_partition, kafka_offset, kafka_ts), "+
+		`partitioned by the keys of writer.maxcompute.partition "pt=${yyyyMMddHH}"`)
+}
+
 // TestWindowOverwriteRerunIdentical: with truncate: true a re-run of a
 // window replaces its partition with the window's records as Kafka holds
 // them then. The hour [10:00, 11:00) is loaded while its last records are
