@@ -227,7 +227,7 @@ func (b *batch) expiredError(cause error) error {
 // unless its last entry already says exactly that (a retry). It refuses the
 // batch when the ledger shows another writer at or past its range.
 func (b *batch) recordIntent(ctx context.Context) error {
-	last, ok, err := b.s.checkWriter(ctx, b.id)
+	last, ok, before, err := b.s.checkWriterTail(ctx, b.id)
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,20 @@ func (b *batch) recordIntent(ctx context.Context) error {
 		sessions[i] = sink.Session{Partition: st.part, ID: st.id}
 	}
 	if ok && last.Kind == KindData && last.First == b.id.First && last.End == b.id.End && sameSessions(last.Sessions, sessions) {
-		return nil
+		return b.s.checkRivals(ctx, b.id, sessions, before)
+	}
+	if ok && last.Kind == KindData && last.First == b.id.First && last.End == b.id.End && last.Writer != b.id.Writer {
+		// The same range by another writer, in other sessions: a chain
+		// this one resumes left it unfinished (go on), or another writer
+		// running now committed it already (refuse: its rows are there).
+		committed, err := b.s.rangeCommitted(ctx, last)
+		if err != nil {
+			return err
+		}
+		if committed {
+			return sink.Permanent(sink.ErrConcurrentWriter, fmt.Errorf("partition %d of connector %s [%d,%d) was written by another writer (%s, %s); this writer (%s) stops: one connector name must have one writer",
+				b.id.Partition, b.id.Connector, b.id.First, b.id.End, last.Writer, last.Written.Format(time.RFC3339), b.id.Writer))
+		}
 	}
 	var rows int64
 	for _, st := range b.order {
@@ -247,8 +260,11 @@ func (b *batch) recordIntent(ctx context.Context) error {
 	if id.Transform != "" {
 		note = "transform " + id.Transform
 	}
-	return b.s.c.appendLedger(ctx, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
-		First: id.First, End: id.End, Kind: KindData, Records: rows, Target: b.s.c.name(), Sessions: sessions, Writer: id.Writer, Note: note, Written: time.Now().UTC()})
+	if err := b.s.c.appendLedger(ctx, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
+		First: id.First, End: id.End, Kind: KindData, Records: rows, Target: b.s.c.name(), Sessions: sessions, Writer: id.Writer, Note: note, Written: time.Now().UTC()}); err != nil {
+		return err
+	}
+	return b.s.checkRivals(ctx, b.id, sessions, before)
 }
 
 func sameSessions(a, b []sink.Session) bool {

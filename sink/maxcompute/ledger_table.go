@@ -233,24 +233,94 @@ const ledgerTailSize = 16
 // or past id.First recorded by another writer, or by this one for another
 // range (see the OSS sink's rule). It returns the partition's last entry.
 func (s *Sink) checkWriter(ctx context.Context, id sink.BatchID) (LedgerEntry, bool, error) {
+	last, ok, _, err := s.checkWriterTail(ctx, id)
+	return last, ok, err
+}
+
+// checkWriterTail is checkWriter that also returns the ledger rows it read.
+func (s *Sink) checkWriterTail(ctx context.Context, id sink.BatchID) (LedgerEntry, bool, []LedgerEntry, error) {
 	tail, err := s.c.ledgerTail(ctx, id.Connector, id.Topic, id.Partition, ledgerTailSize)
 	if err != nil {
-		return LedgerEntry{}, false, err
+		return LedgerEntry{}, false, nil, err
 	}
+	last, err := checkLast(id, tail)
+	return last, len(tail) > 0, tail, err
+}
+
+// checkLast is checkWriter's rule on the latest of the ledger rows tail.
+func checkLast(id sink.BatchID, tail []LedgerEntry) (LedgerEntry, error) {
 	last, ok := latest(tail)
 	if !ok {
-		return last, false, nil
+		return last, nil
 	}
 	switch {
 	case last.End <= id.First, last.First == id.First && last.End == id.End:
-		return last, true, nil
+		return last, nil
 	case last.Writer != id.Writer:
-		return last, true, sink.Permanent(sink.ErrConcurrentWriter, fmt.Errorf("partition %d of connector %s is being written by another writer (%s, up to offset %d, %s); this writer (%s) is at offset %d: one connector name must have one writer",
+		return last, sink.Permanent(sink.ErrConcurrentWriter, fmt.Errorf("partition %d of connector %s is being written by another writer (%s, up to offset %d, %s); this writer (%s) is at offset %d: one connector name must have one writer",
 			id.Partition, id.Connector, last.Writer, last.End, last.Written.Format(time.RFC3339), id.Writer, id.First))
 	default:
-		return last, true, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger %s records [%d,%d), past this batch %s: the range was recorded already",
+		return last, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger %s records [%d,%d), past this batch %s: the range was recorded already",
 			ledgerPartition(id.Connector, id.Topic, id.Partition), last.First, last.End, id))
 	}
+}
+
+// checkRivals runs after a batch's intent row is in the ledger and before
+// its sessions commit: another writer's data row over the same offsets,
+// with other sessions, that appeared after the check before the intent
+// (before holds the rows that check read), or whose sessions are
+// committed, refuses the batch. checkWriter, before the intent, cannot see
+// a writer that passes it at the same time; of two writers that both
+// append and then look, the later one sees the other's row (a row is
+// visible once appended) or its commit, so no range is committed twice.
+// Both may be refused; the partition then parks, visibly, until an
+// operator removes the second connector.
+func (s *Sink) checkRivals(ctx context.Context, id sink.BatchID, sessions []sink.Session, before []LedgerEntry) error {
+	tail, err := s.c.ledgerTail(ctx, id.Connector, id.Topic, id.Partition, ledgerTailSize)
+	if err != nil {
+		return err
+	}
+	seen := func(e LedgerEntry) bool {
+		for _, b := range before {
+			if b.Writer == e.Writer && b.First == e.First && b.End == e.End && b.Written.Equal(e.Written) && sameSessions(b.Sessions, e.Sessions) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, e := range tail {
+		if e.Kind != KindData || e.Writer == id.Writer || e.End <= id.First || id.End <= e.First || sameSessions(e.Sessions, sessions) {
+			continue
+		}
+		// A row the check before the intent saw passed it: an earlier
+		// chain's unfinished range this one resumes, unless its sessions
+		// are committed by now (a writer running now got there first). A
+		// row that appeared since is a writer running now.
+		if seen(e) {
+			committed, err := s.rangeCommitted(ctx, e)
+			if err != nil {
+				return err
+			}
+			if !committed {
+				continue
+			}
+		}
+		return sink.Permanent(sink.ErrConcurrentWriter, fmt.Errorf("partition %d of connector %s [%d,%d) is also being written by another writer (%s, [%d,%d), %s); this writer (%s) stops before committing: one connector name must have one writer",
+			id.Partition, id.Connector, id.First, id.End, e.Writer, e.First, e.End, e.Written.Format(time.RFC3339), id.Writer))
+	}
+	return nil
+}
+
+// rangeCommitted reports whether every session of ledger row e is
+// committed.
+func (s *Sink) rangeCommitted(ctx context.Context, e LedgerEntry) (bool, error) {
+	for _, sess := range e.Sessions {
+		done, err := s.sessionCommitted(ctx, sess, e.Topic, e.Partition, e.First, e.End)
+		if err != nil || !done {
+			return false, err
+		}
+	}
+	return len(e.Sessions) > 0, nil
 }
 
 // Mark implements sink.Marker with a ledger row of the mark's kind.
