@@ -9,9 +9,10 @@ import (
 )
 
 // Duration is a time.Duration that reads and writes as a Go duration string
-// ("500ms", "2s") in YAML and JSON. A bare JSON number is read as
-// nanoseconds. It mirrors connector.Duration (transform cannot import
-// connector, which imports transform).
+// ("500ms", "1m30s") in YAML and JSON, so specs and workflow inputs stay
+// readable in the Temporal UI. A bare JSON number is read as nanoseconds.
+// Package connector uses it as connector.Duration (connector imports
+// transform, so the units live here).
 type Duration time.Duration
 
 // D returns d as a time.Duration.
@@ -28,14 +29,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		var n int64
 		if err2 := json.Unmarshal(b, &n); err2 != nil {
-			return fmt.Errorf("duration %s: want a string like \"500ms\" or \"2s\"", b)
+			return fmt.Errorf("duration %s: want a string like \"500ms\" or \"1m30s\"", b)
 		}
 		*d = Duration(n)
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: want a string like \"500ms\" or \"2s\"", s)
+		return fmt.Errorf("duration %q: want a string like \"500ms\" or \"1m30s\"", s)
 	}
 	*d = Duration(v)
 	return nil
@@ -43,7 +44,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // ByteSize is a number of bytes that reads as a plain number or with a unit
 // ("512KiB", "16MiB", "64MB"; KB/MB/GB are decimal, KiB/MiB/GiB binary).
-// It mirrors connector.ByteSize.
+// Package connector uses it as connector.ByteSize.
 type ByteSize int64
 
 var byteUnits = []struct {
@@ -102,6 +103,17 @@ func (b *ByteSize) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("byte size %s: want a number of bytes like 1048576 or \"16MiB\"", data)
 	}
+	v, err := ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// Set parses s (a number of bytes or a size with a unit): ByteSize is a
+// flag.Value.
+func (b *ByteSize) Set(s string) error {
 	v, err := ParseByteSize(s)
 	if err != nil {
 		return err
