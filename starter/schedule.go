@@ -32,7 +32,7 @@ import (
 // A schedule keeps the job spec in its action (the WindowLoad input), so
 // describe, trigger and backfill read the job from the schedule itself.
 
-var scheduleSubcommands = []struct{ name, args, help string }{
+var scheduleSubcommands = []subcommand{
 	{"create", "-f job.yaml", "validate a window job and create its Temporal Schedule window-NAME"},
 	{"update", "-f job.yaml", "apply a changed job spec to its schedule (paused state and running runs stay)"},
 	{"list", "", "list the window jobs' schedules"},
@@ -78,22 +78,9 @@ func runSchedule(ctx context.Context, args []string, out, errw io.Writer) error 
 		return flag.ErrHelp
 	}
 	sc := scheduleCmd{sub: args[0], out: out, errw: errw}
-	var usageArgs string
-	found := false
-	for _, c := range scheduleSubcommands {
-		if c.name == sc.sub {
-			usageArgs, found = c.args, true
-		}
-	}
-	if !found {
-		scheduleUsage(errw)
-		return fmt.Errorf("unknown schedule command %q: want create, update, list, describe, pause, unpause, trigger, backfill or delete", sc.sub)
-	}
-	fs := flag.NewFlagSet("schedule "+sc.sub, flag.ContinueOnError)
-	fs.SetOutput(errw)
-	fs.Usage = func() {
-		fmt.Fprintf(errw, "usage: starter schedule %s %s [flags]\n\nflags:\n", sc.sub, usageArgs)
-		fs.PrintDefaults()
+	fs, _, err := subFlags("schedule", sc.sub, scheduleSubcommands, scheduleUsage, errw)
+	if err != nil {
+		return err
 	}
 	sc.g.register(fs)
 	wantName := true

@@ -38,7 +38,7 @@ import (
 const tableQueryTimeout = 30 * time.Second
 
 // tableSubcommands are the table commands, for usage.
-var tableSubcommands = []struct{ name, args, help string }{
+var tableSubcommands = []subcommand{
 	{"show", "NAME", "describe the table: columns, types, partition columns, record count (like desc t)"},
 	{"partitions", "NAME", "list the table's partitions, one pt=... per line (like show partitions t)"},
 	{"rows", "NAME --partition 'pt=11-17-2020 14'", "print a partition's rows (like select * from t where pt=...)"},
@@ -76,21 +76,9 @@ func runTable(ctx context.Context, args []string, out, errw io.Writer) error {
 		return flag.ErrHelp
 	}
 	tc := tableCmd{sub: args[0]}
-	var usageArgs string
-	for _, c := range tableSubcommands {
-		if c.name == tc.sub {
-			usageArgs = c.args
-		}
-	}
-	if usageArgs == "" {
-		tableUsage(errw)
-		return fmt.Errorf("unknown table command %q: want show, partitions or rows", tc.sub)
-	}
-	fs := flag.NewFlagSet("table "+tc.sub, flag.ContinueOnError)
-	fs.SetOutput(errw)
-	fs.Usage = func() {
-		fmt.Fprintf(errw, "usage: starter table %s %s [flags]\n\nflags:\n", tc.sub, usageArgs)
-		fs.PrintDefaults()
+	fs, usageArgs, err := subFlags("table", tc.sub, tableSubcommands, tableUsage, errw)
+	if err != nil {
+		return err
 	}
 	tc.g.register(fs)
 	fs.StringVar(&tc.file, "f", "", "read the connector spec from this file instead of asking the running connector")

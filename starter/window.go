@@ -41,7 +41,7 @@ import (
 var now = time.Now
 
 // windowSubcommands are the window commands, for usage.
-var windowSubcommands = []struct{ name, args, help string }{
+var windowSubcommands = []subcommand{
 	{"validate", "-f job.yaml", "check a window job spec: every violation, or a summary and its next 5 windows"},
 	{"run", "-f job.yaml [--from T --to T] [--detach]", "load a window (or every window of a span) now and follow its progress"},
 	{"watch", "WORKFLOW-ID", "follow a running window load or backfill and print its result"},
@@ -80,21 +80,9 @@ func runWindow(ctx context.Context, args []string, out, errw io.Writer) error {
 		return flag.ErrHelp
 	}
 	wc := windowCmd{sub: args[0], out: out, errw: errw}
-	var usageArgs string
-	for _, c := range windowSubcommands {
-		if c.name == wc.sub {
-			usageArgs = c.args
-		}
-	}
-	if usageArgs == "" {
-		windowUsage(errw)
-		return fmt.Errorf("unknown window command %q: want validate, run or watch", wc.sub)
-	}
-	fs := flag.NewFlagSet("window "+wc.sub, flag.ContinueOnError)
-	fs.SetOutput(errw)
-	fs.Usage = func() {
-		fmt.Fprintf(errw, "usage: starter window %s %s [flags]\n\nflags:\n", wc.sub, usageArgs)
-		fs.PrintDefaults()
+	fs, _, err := subFlags("window", wc.sub, windowSubcommands, windowUsage, errw)
+	if err != nil {
+		return err
 	}
 	wc.g.register(fs)
 	if wc.sub != "watch" {
