@@ -332,36 +332,8 @@ func contains(xs []int, x int) bool {
 	return false
 }
 
-var gmtRE = regexp.MustCompile(`^(?:GMT|UTC) ?([+-]?)(\d{1,2}):?(\d{2})?$`)
-
 // ParseTimeZone reads "UTC", "GMT+08:00", "GMT 08:00" (the seed's spelling,
-// where the '+' was lost), "UTC-05:30" or an IANA name like "Asia/Shanghai".
-func ParseTimeZone(s string) (*time.Location, error) {
-	t := strings.TrimSpace(s)
-	if t == "UTC" || t == "GMT" {
-		return time.UTC, nil
-	}
-	if m := gmtRE.FindStringSubmatch(t); m != nil {
-		h, _ := strconv.Atoi(m[2])
-		mins := 0
-		if m[3] != "" {
-			mins, _ = strconv.Atoi(m[3])
-		}
-		if h > 14 || mins > 59 {
-			return nil, fmt.Errorf("time zone %q: offset out of range", s)
-		}
-		off := h*3600 + mins*60
-		if m[1] == "-" {
-			off = -off
-		}
-		return time.FixedZone(t, off), nil
-	}
-	if t == "" || t == "Local" {
-		return nil, fmt.Errorf("time zone %q: want UTC, GMT+hh:mm or an IANA name", s)
-	}
-	loc, err := time.LoadLocation(t)
-	if err != nil {
-		return nil, fmt.Errorf("time zone %q: want UTC, GMT+hh:mm or an IANA name", s)
-	}
-	return loc, nil
-}
+// where the '+' was lost), "UTC-05:30" or an IANA name like "Asia/Shanghai";
+// "Local" and "" are refused. It is transform.ParseTimeZone: specs and
+// transform steps read zones alike.
+func ParseTimeZone(s string) (*time.Location, error) { return transform.ParseTimeZone(s) }

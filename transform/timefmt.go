@@ -20,8 +20,7 @@ var gmtRE = regexp.MustCompile(`^(?:GMT|UTC) ?([+-]?)(\d{1,2}):?(\d{2})?$`)
 // ParseTimeZone reads "UTC", "GMT+08:00", "GMT 08:00" (the seeds' spelling,
 // where the '+' was lost), "UTC-05:30" or an IANA name like "Asia/Shanghai".
 // "Local" and "" are refused: a worker's own zone would make the output
-// depend on the machine. It is connector.ParseTimeZone's rule, copied here
-// because connector imports transform.
+// depend on the machine. Package connector reads spec zones with it too.
 func ParseTimeZone(s string) (*time.Location, error) {
 	t := strings.TrimSpace(s)
 	if t == "UTC" || t == "GMT" {
