@@ -3,7 +3,6 @@ package format
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -78,33 +77,14 @@ func envelope() []column {
 	})
 }
 
-// parsePath reads a field path: keys separated by '.', a '.' inside a key
-// written "\.", a backslash "\\" (the syntax of the transform steps' paths).
+// parsePath reads a field path (transform.ParseFieldPath: keys separated
+// by '.', a '.' inside a key written "\.", a backslash "\\") into its keys.
 func parsePath(s string) ([]string, error) {
-	var p []string
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			if i+1 == len(s) || (s[i+1] != '.' && s[i+1] != '\\') {
-				return nil, errors.New(`has a '\' that is not followed by '.' or '\'`)
-			}
-			i++
-			b.WriteByte(s[i])
-		case '.':
-			if b.Len() == 0 {
-				return nil, errors.New("has an empty key (a leading, trailing or doubled '.')")
-			}
-			p = append(p, b.String())
-			b.Reset()
-		default:
-			b.WriteByte(c)
-		}
+	fp, err := transform.ParseFieldPath(s)
+	if err != nil {
+		return nil, err
 	}
-	if b.Len() == 0 {
-		return nil, errors.New("has an empty key (a leading, trailing or doubled '.')")
-	}
-	return append(p, b.String()), nil
+	return fp.Keys(), nil
 }
 
 // datumKind is the kind of one cell's value before a format renders it.

@@ -344,6 +344,9 @@ func ParseFieldPath(s string) (FieldPath, error) {
 	return FieldPath{p}, nil
 }
 
+// Keys returns the path's keys, outermost first.
+func (fp FieldPath) Keys() []string { return fp.p }
+
 // Get returns the value at the path inside o.
 func (fp FieldPath) Get(o *Object) (any, bool) {
 	if o == nil || len(fp.p) == 0 {
