@@ -327,6 +327,23 @@ func (s splitStep) apply(r *Run, st *state) error {
 	return nil
 }
 
+// lookupObject is the object at p inside o (o itself for a nil p); ok is
+// false when there is no field at p, and a field that is not an object is
+// an error. objectAt creates what is missing instead.
+func lookupObject(o *Object, p path) (obj *Object, ok bool, err error) {
+	if p == nil {
+		return o, true, nil
+	}
+	v, ok := o.lookup(p)
+	if !ok {
+		return nil, false, nil
+	}
+	if obj, ok = v.(*Object); !ok {
+		return nil, false, fmt.Errorf("field %q is %s, not an object", p.String(), kindOf(v))
+	}
+	return obj, true, nil
+}
+
 // flattenStep: nested objects into joined keys.
 type flattenStep struct {
 	field path // nil: the whole value
@@ -338,15 +355,9 @@ func (s flattenStep) apply(r *Run, st *state) error {
 	if err != nil {
 		return err
 	}
-	target := o
-	if s.field != nil {
-		v, ok := o.lookup(s.field)
-		if !ok {
-			return nil
-		}
-		if target, ok = v.(*Object); !ok {
-			return fmt.Errorf("field %q is %s, not an object", s.field.String(), kindOf(v))
-		}
+	target, ok, err := lookupObject(o, s.field)
+	if !ok || err != nil {
+		return err
 	}
 	if !slices.ContainsFunc(target.members, func(m member) bool {
 		sub, ok := m.val.(*Object)
@@ -679,15 +690,9 @@ func (s setHeadersStep) apply(r *Run, st *state) error {
 	if err != nil {
 		return err
 	}
-	src := o
-	if s.from != nil {
-		v, ok := o.lookup(s.from)
-		if !ok {
-			return nil
-		}
-		if src, ok = v.(*Object); !ok {
-			return fmt.Errorf("field %q is %s, not an object", s.from.String(), kindOf(v))
-		}
+	src, ok, err := lookupObject(o, s.from)
+	if !ok || err != nil {
+		return err
 	}
 	names := s.names
 	if names == nil {
