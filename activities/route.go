@@ -162,13 +162,26 @@ func (a *Activities) DeclareGap(ctx context.Context, in DeclareGapInput) (Declar
 	if !ok || b.Err != nil {
 		return DeclareGapResult{}, fmt.Errorf("log start of partition %d: %v", in.Partition, b.Err)
 	}
-	res := DeclareGapResult{From: in.From, To: max(in.From, b.Start)}
-	if res.To == res.From {
-		return res, nil
-	}
 	s, err := a.sink(ctx, spec)
 	if err != nil {
 		return DeclareGapResult{}, classify(err)
+	}
+	from := in.From
+	if r, ok := s.(sink.Resumer); ok {
+		// A write the workflow never learned of (its worker died after the
+		// sink held the range) may have landed: the sink's own record says
+		// where the partition's data ends, and the gap begins there.
+		rp, found, err := r.Resume(ctx, spec.Name, spec.Kafka.Topic, in.Partition, in.Writer)
+		if err != nil {
+			return DeclareGapResult{}, classify(fmt.Errorf("read where partition %d's data ends: %w", in.Partition, err))
+		}
+		if found && rp.Next > from {
+			from = rp.Next
+		}
+	}
+	res := DeclareGapResult{From: from, To: max(from, b.Start)}
+	if res.To == res.From {
+		return res, nil
 	}
 	if m, ok := s.(sink.Marker); ok {
 		_, err := m.Mark(ctx, sink.Mark{

@@ -211,18 +211,25 @@ func parseLedgerRow(rec data.Record) (LedgerEntry, error) {
 	return e, nil
 }
 
-// latest returns the entry that ends last (the last written among equals).
+// latest returns the entry that ends last (the last written among equals)
+// of the entries that stand: an entry is superseded by one written after it
+// from the same first offset (a range retried in new sessions, routed, or
+// declared lost after its intent died uncommitted), as verify reads them.
 func latest(es []LedgerEntry) (LedgerEntry, bool) {
-	if len(es) == 0 {
-		return LedgerEntry{}, false
-	}
-	best := es[0]
-	for _, e := range es[1:] {
-		if e.End > best.End || e.End == best.End && !e.Written.Before(best.Written) {
-			best = e
+	standing := make(map[int64]LedgerEntry, len(es))
+	for _, e := range es {
+		if cur, ok := standing[e.First]; !ok || !e.Written.Before(cur.Written) {
+			standing[e.First] = e
 		}
 	}
-	return best, true
+	var best LedgerEntry
+	found := false
+	for _, e := range standing {
+		if !found || e.End > best.End || e.End == best.End && e.Written.After(best.Written) {
+			best, found = e, true
+		}
+	}
+	return best, found
 }
 
 // ledgerTailSize is how many trailing ledger rows a writer reads to find a
@@ -324,6 +331,12 @@ func (s *Sink) rangeCommitted(ctx context.Context, e LedgerEntry) (bool, error) 
 }
 
 // Mark implements sink.Marker with a ledger row of the mark's kind.
+//
+// A gap may begin where the partition's last data row begins when that
+// row's sessions never committed: a worker died between the range's intent
+// and its commit, and retention then deleted the range before it was
+// written again. None of its rows is in the table; the gap row, written
+// later from the same offset, supersedes the intent (see latest).
 func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	if err := s.ensureLedger(ctx); err != nil {
 		return false, err
@@ -331,8 +344,19 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	if _, err := s.ensureTable(ctx); err != nil {
 		return false, err
 	}
-	if _, _, err := s.checkWriter(ctx, m.ID); err != nil {
-		return false, err
+	last, _, err := s.checkWriter(ctx, m.ID)
+	if err != nil {
+		if m.Kind != sink.MarkGap || last.Kind != KindData || last.First != m.ID.First || last.Writer != m.ID.Writer {
+			return false, err
+		}
+		committed, cerr := s.rangeCommitted(ctx, last)
+		if cerr != nil {
+			return false, cerr
+		}
+		if committed {
+			return false, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger %s records [%d,%d) as written, its sessions committed: the lost range of partition %d begins at %d, not %d",
+				ledgerPartition(m.ID.Connector, m.ID.Topic, m.ID.Partition), last.First, last.End, m.ID.Partition, last.End, m.ID.First))
+		}
 	}
 	id := m.ID
 	return false, s.c.appendLedger(ctx, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
