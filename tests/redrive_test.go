@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,9 +14,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/dumpflow/dumpflow/activities"
+	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/sink"
+	ossink "github.com/dumpflow/dumpflow/sink/oss"
 	"github.com/dumpflow/dumpflow/starter/dlq"
+	"github.com/dumpflow/dumpflow/starter/verify"
+	"github.com/dumpflow/dumpflow/transform"
 	"github.com/dumpflow/dumpflow/workflows"
 )
 
@@ -156,4 +161,99 @@ func TestRedriveOSS(t *testing.T) {
 	t.Logf("dlq list:\n%s", out.String())
 	require.Contains(t, out.String(), "dead letters of connector orders-oss in topic "+dlqTopic+": 6")
 	require.Regexp(t, `size\s+-\s+6\s+3\s+≤2\s+6\s+0\s+500\.\.2500\s+0\.\.5\s+record orders\[N\]@N is N bytes, over errors.maxRecordBytes`, out.String())
+}
+
+// TestRedriveTransformFix: records that fail a transform step (plain text
+// where the step wants a JSON object) go to the dead-letter topic; re-driven
+// with a fixed chain (the step only for objects) they land in the bucket as
+// they are, once. verify --deep replays them with the fixed chain, which the
+// re-drive kept beside the objects.
+func TestRedriveTransformFix(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	ctx := context.Background()
+	const topic, n = "clicks", 1000
+	bad := map[int]bool{10: true, 400: true, 990: true}
+	s.createTopic(topic, 1)
+	recs := make([]*kgo.Record, 0, n)
+	for i := 0; i < n; i++ {
+		v := `{"id":` + strconv.Itoa(i) + `}`
+		if bad[i] {
+			v = "plain text " + strconv.Itoa(i)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)})
+	}
+	require.NoError(t, s.producer.ProduceSync(ctx, recs...).FirstErr())
+	spec := s.ossSpec("clicks-oss", topic)
+	step := transform.StepSpec{Name: "parity", Type: transform.StepSet, Field: "parity", Expr: `value.id % 2 == 0 ? "even" : "odd"`}
+	spec.Transforms = []transform.StepSpec{step}
+	s.start(spec, 0)
+	s.waitFor(spec.Name, time.Minute, "all records, three dead letters", func(st workflows.Status) bool {
+		return caughtUp(n)(st) && st.Partitions[0].DeadLetters == 3
+	})
+	dls := s.deadLetters(spec.Errors.DeadLetterTopic, 3)
+	require.Equal(t, "transform", headers(dls[0])[kafka.HeaderStage])
+	require.Equal(t, "parity", headers(dls[0])[kafka.HeaderExecuting])
+
+	step.If = `type(value) == "map"`
+	fixed := []transform.StepSpec{step}
+	in := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{All: true}, Overrides: activities.RedriveOverrides{Transforms: &fixed}}
+	res := s.redrive(in)
+	require.Equal(t, int64(3), res.Letters)
+	require.Equal(t, int64(3), res.Records)
+	require.Zero(t, res.DeadLetters)
+	require.Len(t, res.Transform, 1)
+	require.Equal(t, int64(3), res.Transform[0].In)
+	res = s.redrive(in)
+	require.Zero(t, res.Letters, "the same re-drive again writes nothing")
+
+	counts := s.readValues(topic + "/")
+	for i := 0; i < n; i++ {
+		want := `{"id":` + strconv.Itoa(i) + `,"parity":"` + map[bool]string{true: "even", false: "odd"}[i%2 == 0] + `"}`
+		if bad[i] {
+			want = "plain text " + strconv.Itoa(i)
+		}
+		require.Equal(t, 1, counts[want], "record %d once", i)
+	}
+	rep := s.verifyLedger(spec)
+	require.Equal(t, int64(3), rep.Partitions[0].Redriven)
+	require.Equal(t, 1, rep.Partitions[0].RedrivenChecked)
+
+	// A second writer re-driving letters 1 and 2 again (outside any plan)
+	// is caught: the dead-letter ranges overlap, and the records are in
+	// the bucket twice.
+	rspec, err := in.Overrides.Apply(spec)
+	require.NoError(t, err)
+	chain, err := transform.Compile(rspec.Transforms, transform.Options{})
+	require.NoError(t, err)
+	run, err := chain.Begin(ctx)
+	require.NoError(t, err)
+	defer run.Close(ctx)
+	sk, err := ossink.New(spec, connector.Credentials{AccessKeyID: "dumpflow", AccessKeySecret: "dumpflow-secret"})
+	require.NoError(t, err)
+	plan := activities.RedrivePlan{DeadLetterPartition: 0, First: 1, End: 3, OriginPartition: 0}
+	b, err := sk.Begin(ctx, activities.RedriveBatchID(spec, plan, chain.Hash(), in.Overrides.Hash()), nil)
+	require.NoError(t, err)
+	kc, err := kafka.NewClient(kgo.SeedBrokers(s.brokers...))
+	require.NoError(t, err)
+	defer kc.Close()
+	require.NoError(t, kc.ReadRange(ctx, spec.Errors.DeadLetterTopic, 0, plan.First, plan.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+		_, _, err := activities.RedriveRecord(ctx, rspec, run, b, plan, r)
+		return true, err
+	}))
+	_, err = b.Commit(ctx)
+	require.NoError(t, err)
+	for _, deep := range []bool{false, true} {
+		rep, err = verify.Run(ctx, spec, s.cursors(spec), verify.Options{Deep: deep})
+		require.NoError(t, err)
+		require.False(t, rep.OK, "deep %v: a letter re-driven twice fails verify", deep)
+		var problems []string
+		for _, m := range rep.Partitions[0].Mismatches {
+			problems = append(problems, m.Problem)
+		}
+		require.Contains(t, strings.Join(problems, "\n"), "overlaps the one before it")
+		if deep {
+			require.Contains(t, strings.Join(problems, "\n"), "re-driven into the sink twice")
+		}
+	}
 }
