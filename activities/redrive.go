@@ -443,6 +443,19 @@ func (a *Activities) RedriveBatch(ctx context.Context, in RedriveBatchInput) (Re
 		}
 		defer func() { _ = run.Close(ctx) }()
 	}
+	// Another re-drive of the connector running at the same time may have
+	// planned some of these letters into a range of its own: refuse rather
+	// than write them twice. (Run one re-drive per connector at a time;
+	// this check narrows, but does not close, the window.)
+	done, err := redrivenRanges(ctx, rs, spec)
+	if err != nil {
+		return RedriveBatchResult{}, classify(err)
+	}
+	for _, r := range done {
+		if r.Partition == in.Batch.DeadLetterPartition && r.First != in.Batch.First && r.First < in.Batch.End && in.Batch.First < r.End {
+			return RedriveBatchResult{}, nonRetryable("ConcurrentRedrive", fmt.Errorf("re-drive of dead letters [%d,%d): dead letters [%d,%d) were re-driven meanwhile by another re-drive of the connector; plan again", in.Batch.First, in.Batch.End, r.First, r.End))
+		}
+	}
 	id := RedriveBatchID(spec, in.Batch, chain.Hash(), hash)
 	id.Writer = activity.GetInfo(ctx).WorkflowExecution.ID
 	b, err := s.Begin(ctx, id, nil)
