@@ -25,6 +25,16 @@
 //	temporal workflow query --workflow-id connector-demo --type status
 //	temporal workflow signal --workflow-id connector-demo --name pause
 //
-// where spec.json is {"spec": {...}}. Defaults are filled in by the
+// where spec.json is {"spec": {...}}.
+//
+// # Re-driving dead letters
+//
+//	workflow type   Redrive           task queue  dumpflow
+//	workflow id     redrive-<name>-<hash> (starter dlq redrive; any id works)
+//	input           RedriveInput: {"connector": "<name>", "selection": {"all": true}
+//	                | {"partition": 0, "from": 100, "to": 200}
+//	                | {"deadLetterOffsets": [{"first": 3, "end": 6}]},
+//	                "overrides": {"transforms": [...], "maxRecordBytes": "16MiB"}}
+//	query progress  returns RedriveResult Defaults are filled in by the
 // workflow, so the spec may be as short as the examples in deploy/examples.
 package workflows
