@@ -25,7 +25,8 @@
 //	temporal workflow query --workflow-id connector-demo --type status
 //	temporal workflow signal --workflow-id connector-demo --name pause
 //
-// where spec.json is {"spec": {...}}.
+// where spec.json is {"spec": {...}}. Defaults are filled in by the
+// workflow, so the spec may be as short as the examples in deploy/examples.
 //
 // # Re-driving dead letters
 //
@@ -35,6 +36,5 @@
 //	                | {"partition": 0, "from": 100, "to": 200}
 //	                | {"deadLetterOffsets": [{"first": 3, "end": 6}]},
 //	                "overrides": {"transforms": [...], "maxRecordBytes": "16MiB"}}
-//	query progress  returns RedriveResult Defaults are filled in by the
-// workflow, so the spec may be as short as the examples in deploy/examples.
+//	query progress  returns RedriveResult (letters, records written, failed again)
 package workflows
