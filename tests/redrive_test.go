@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/deploy/localstack/ossfake"
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/sink"
 	ossink "github.com/dumpflow/dumpflow/sink/oss"
@@ -113,7 +115,14 @@ func TestRedriveOSS(t *testing.T) {
 	fixed := activities.RedriveOverrides{MaxRecordBytes: 8 << 10}
 	p0 := int32(0)
 	byOrigin := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{Partition: &p0, From: 0, To: 2000}, Overrides: fixed}
+	// The first PUT of its object is served but its answer lost: the
+	// retried batch finds its own object and counts it.
+	lost := ossfake.AnswerLost(ossfake.Match{Ops: []ossfake.Op{ossfake.OpPutObject}, Path: regexp.MustCompile(`/redrive_0_offset_3_`)})
+	lost.Times = 1
+	inj := s.ossFake.InjectFault(lost)
+	defer inj.Remove()
 	res = s.redrive(byOrigin)
+	require.Equal(t, 1, inj.Fired(), "the re-drive object's first PUT lost its answer")
 	t.Logf("re-drive 2: %+v", res)
 	require.Equal(t, int64(2), res.Letters)
 	require.Equal(t, int64(2), res.Records)
@@ -256,4 +265,21 @@ func TestRedriveTransformFix(t *testing.T) {
 			require.Contains(t, strings.Join(problems, "\n"), "re-driven into the sink twice")
 		}
 	}
+}
+
+// TestRedriveMaxComputeRefused: re-drive writes to OSS sinks only; a
+// MaxCompute connector's re-drive fails at once, saying so, and writes
+// nothing.
+func TestRedriveMaxComputeRefused(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	spec := s.mcSpec("events-mc", "events", "events_mc")
+	in := workflows.RedriveInput{Connector: spec.Name, Spec: spec, Selection: activities.RedriveSelection{All: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RedriveWorkflowID(in), TaskQueue: workflows.TaskQueue}, workflows.RedriveName, in)
+	require.NoError(t, err)
+	err = run.Get(ctx, nil)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "re-drive writes to OSS sinks only")
 }
