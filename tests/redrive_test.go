@@ -3,6 +3,8 @@ package tests
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
@@ -282,4 +286,39 @@ func TestRedriveMaxComputeRefused(t *testing.T) {
 	err = run.Get(ctx, nil)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "re-drive writes to OSS sinks only")
+}
+
+// TestRecordRedriveHistory records testdata/redrive-oss.history.json, which
+// TestReplayRecordedHistories replays: a Redrive run that reads the
+// connector's spec, plans, and writes one batch. Run it with
+// -update-histories.
+func TestRecordRedriveHistory(t *testing.T) {
+	if !*updateHistories {
+		t.Skip("records testdata/redrive-oss.history.json with -update-histories")
+	}
+	s := newStack(t)
+	s.startWorker()
+	const topic, n, size = "replay", 300, 64
+	s.createTopic(topic, 1)
+	s.producePoison(topic, n, size, 100, 4096)
+	spec := s.ossSpec("replay-oss", topic)
+	spec.Errors.MaxRecordBytes = 1024
+	s.start(spec, 0)
+	s.waitFor(spec.Name, time.Minute, "all records, one dead letter", func(st workflows.Status) bool {
+		return caughtUp(n)(st) && st.Partitions[0].DeadLetters == 1
+	})
+	in := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{All: true}, Overrides: activities.RedriveOverrides{MaxRecordBytes: 8 << 10}}
+	res := s.redrive(in)
+	require.Equal(t, int64(1), res.Records)
+	ctx := context.Background()
+	iter := s.client.GetWorkflowHistory(ctx, workflows.RedriveWorkflowID(in), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for iter.HasNext() {
+		e, err := iter.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, e)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("testdata", "redrive-oss.history.json"), data, 0o644))
 }
