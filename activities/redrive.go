@@ -188,6 +188,9 @@ type RedrivePlan struct {
 	End                 int64 `json:"end"`
 	OriginPartition     int32 `json:"originPartition"`
 	Letters             int64 `json:"letters"`
+	// Bytes is the letters' key and value bytes: a batch is cut at
+	// batch.maxBytes, and takes that much of the worker's batch memory.
+	Bytes int64 `json:"bytes,omitempty"`
 }
 
 // PlanRedriveResult lists the batches in dead-letter order.
@@ -244,6 +247,9 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 		limit = DefaultRedriveBatch
 	}
 	defer keepAlive(ctx)()
+	if spec.Sink.Type != connector.SinkOSS {
+		return PlanRedriveResult{}, nonRetryable("RedriveUnsupported", fmt.Errorf("connector %s: re-drive writes to OSS sinks only; sink.type is %s", spec.Name, spec.Sink.Type))
+	}
 	s, err := a.sink(ctx, spec)
 	if err != nil {
 		return PlanRedriveResult{}, classify(err)
@@ -262,9 +268,11 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 		return PlanRedriveResult{}, classify(err)
 	}
 	var letters []kafka.Letter
-	err = kc.ReadLetters(ctx, dlq, func(_ *kgo.Record, l kafka.Letter, ok bool) error {
+	sizes := map[letterKey]int64{}
+	err = kc.ReadLetters(ctx, dlq, func(r *kgo.Record, l kafka.Letter, ok bool) error {
 		if ok && l.Connector == spec.Name && l.Topic == spec.Kafka.Topic {
 			letters = append(letters, l)
+			sizes[letterKey{l.Partition, l.Offset}] = int64(len(r.Key) + len(r.Value))
 		}
 		return nil
 	})
@@ -290,7 +298,9 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 			closeRun()
 			continue
 		}
-		if cur != nil && (cur.DeadLetterPartition != l.Partition || cur.OriginPartition != l.OriginPartition || cur.Letters >= int64(limit)) {
+		size := sizes[letterKey{l.Partition, l.Offset}]
+		if cur != nil && (cur.DeadLetterPartition != l.Partition || cur.OriginPartition != l.OriginPartition || cur.Letters >= int64(limit) ||
+			cur.Bytes+size > int64(spec.Batch.MaxBytes)) {
 			closeRun()
 		}
 		if cur == nil {
@@ -298,6 +308,7 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 		}
 		cur.End = l.Offset + 1
 		cur.Letters++
+		cur.Bytes += size
 	}
 	closeRun()
 	res.Done = res.Selected - int64(len(take))
@@ -456,6 +467,11 @@ func (a *Activities) RedriveBatch(ctx context.Context, in RedriveBatchInput) (Re
 			return RedriveBatchResult{}, nonRetryable("ConcurrentRedrive", fmt.Errorf("re-drive of dead letters [%d,%d): dead letters [%d,%d) were re-driven meanwhile by another re-drive of the connector; plan again", in.Batch.First, in.Batch.End, r.First, r.End))
 		}
 	}
+	held, err := a.budget.Acquire(ctx, in.Batch.Bytes+in.Batch.Letters)
+	if err != nil {
+		return RedriveBatchResult{}, err
+	}
+	defer a.budget.Release(held)
 	id := RedriveBatchID(spec, in.Batch, chain.Hash(), hash)
 	id.Writer = activity.GetInfo(ctx).WorkflowExecution.ID
 	b, err := s.Begin(ctx, id, nil)

@@ -161,7 +161,8 @@ func ossRedriven(ctx context.Context, s *oss.Sink, spec *connector.Spec, o Optio
 			return attempts[origin{l.OriginPartition, l.OriginOffset}][l.Attempt+1]
 		})
 		if errors.Is(err, errGone) {
-			p.Gone = append(p.Gone, r)
+			rep.Notes = append(rep.Notes, fmt.Sprintf("re-driven dead letters [%d,%d) of %s[%d] not compared: the dead-letter topic no longer holds them (retention)",
+				x.First, x.End, x.DeadLetterTopic, x.DeadLetterPartition))
 			continue
 		}
 		if err != nil {
