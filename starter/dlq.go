@@ -103,7 +103,7 @@ func runDLQ(ctx context.Context, args []string, out, errw io.Writer) error {
 			return err
 		}
 		if g.json {
-			return printJSON(l)
+			return writeJSON(out, l)
 		}
 		dlq.Print(out, l)
 		return nil
@@ -159,7 +159,7 @@ func runDLQ(ctx context.Context, args []string, out, errw io.Writer) error {
 	}
 	if noWait {
 		if g.json {
-			return printJSON(map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+			return writeJSON(out, map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
 		}
 		fmt.Fprintf(out, "re-drive started: workflow %s (run %s)\n", run.GetID(), run.GetRunID())
 		return nil
@@ -169,7 +169,7 @@ func runDLQ(ctx context.Context, args []string, out, errw io.Writer) error {
 		return fmt.Errorf("re-drive %s: %w", id, err)
 	}
 	if g.json {
-		return printJSON(res)
+		return writeJSON(out, res)
 	}
 	fmt.Fprintf(out, "re-drive %s of connector %s: %d dead letters selected, %d already re-driven\n", id, name, res.Selected, res.AlreadyDone)
 	fmt.Fprintf(out, "  %d letters in %d batches: %d records written, %d failed again (back in %s with their attempt one higher)\n",
@@ -201,3 +201,4 @@ func parseOffsetRanges(s string) ([]sink.Range, error) {
 	}
 	return out, nil
 }
+
