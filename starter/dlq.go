@@ -201,4 +201,3 @@ func parseOffsetRanges(s string) ([]sink.Range, error) {
 	}
 	return out, nil
 }
-
