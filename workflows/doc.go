@@ -27,14 +27,4 @@
 //
 // where spec.json is {"spec": {...}}. Defaults are filled in by the
 // workflow, so the spec may be as short as the examples in deploy/examples.
-//
-// # Re-driving dead letters
-//
-//	workflow type   Redrive           task queue  dumpflow
-//	workflow id     redrive-<name>-<hash> (starter dlq redrive; any id works)
-//	input           RedriveInput: {"connector": "<name>", "selection": {"all": true}
-//	                | {"partition": 0, "from": 100, "to": 200}
-//	                | {"deadLetterOffsets": [{"first": 3, "end": 6}]},
-//	                "overrides": {"transforms": [...], "maxRecordBytes": "16MiB"}}
-//	query progress  returns RedriveResult (letters, records written, failed again)
 package workflows

@@ -72,6 +72,16 @@ func RedriveWorkflowID(in RedriveInput) string {
 	return "redrive-" + in.Connector + "-" + hex.EncodeToString(h[:6])
 }
 
+// Redrive is driven without dumpflow's CLI as
+//
+//	workflow type   Redrive           task queue  dumpflow
+//	workflow id     redrive-<name>-<hash> (starter dlq redrive; any id works)
+//	input           RedriveInput: {"connector": "<name>", "selection": {"all": true}
+//	                | {"partition": 0, "from": 100, "to": 200}
+//	                | {"deadLetterOffsets": [{"first": 3, "end": 6}]},
+//	                "overrides": {"transforms": [...], "maxRecordBytes": "16MiB"}}
+//	query progress  returns RedriveResult (letters, records written, failed again)
+//
 // Redrive sends dead letters back through the transform and the sink into
 // the connector's destination: it plans batches of dead-letter offsets
 // (PlanRedrive), then writes each (RedriveBatch). What a batch writes is
