@@ -9,6 +9,7 @@
 //	starter delete NAME                stop the connector after its in-flight writes (data and offsets stay)
 //	starter ack-data-loss NAME         acknowledge a data-lost partition; the gap is declared
 //	starter verify NAME                offset-coverage ledger; exit 1 on gaps or overlaps
+//	starter dlq list|redrive NAME      dead letters by stage and error; re-drive them (Redrive workflow)
 //	starter table show|partitions|rows MaxCompute inspection through the SDK
 //	starter transform test -f spec     run the transform chain on sample records
 //	starter window validate|run|watch  window jobs (seed 003): check a job, load a window now
@@ -56,6 +57,7 @@ var commands = []command{
 	{"delete", "NAME", "stop a connector after its in-flight writes (sink data and group offsets stay)", cmdDelete},
 	{"ack-data-loss", "NAME", "acknowledge records deleted before they were dumped; the partition goes on", cmdAckDataLoss},
 	{"verify", "NAME", "check that the sink's ranges tile [start, committed) exactly", cmdVerify},
+	{"dlq", "list|redrive NAME", "list a connector's dead letters by stage and error; re-drive them", cmdDLQ},
 	{"table", "show|partitions|rows NAME", "inspect a MaxCompute connector's table", cmdTable},
 	{"transform", "test -f spec.yaml", "run a spec's transform chain on sample records and show each step", cmdTransform},
 	{"window", "validate|run|watch ...", "check a window job, load a window (or a span of them) now and follow it", cmdWindow},

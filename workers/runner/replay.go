@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/workflows"
 )
 
 // ReadHistory reads a workflow history as JSON, in the form
@@ -29,7 +30,7 @@ func ReadHistory(r io.Reader) (*historypb.History, error) {
 	return h, nil
 }
 
-// Replay replays a Connector history against this build's workflow code,
+// Replay replays a Connector (or Redrive) history against this build's workflow code,
 // with the interceptors the workers use, and returns the first
 // nondeterminism or panic it meets. workflowID is the execution's id; when
 // it is empty it is derived from the spec in the history's first event
@@ -58,6 +59,10 @@ func historyWorkflowID(h *historypb.History) (string, error) {
 	attrs := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes()
 	if attrs == nil {
 		return "", errors.New("the history does not start with WorkflowExecutionStarted")
+	}
+	if t := attrs.GetWorkflowType().GetName(); t != workflows.ConnectorName {
+		// Only the Connector workflow checks the id it runs under.
+		return "replay-" + t, nil
 	}
 	var in struct {
 		Spec json.RawMessage `json:"spec"`

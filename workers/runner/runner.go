@@ -83,6 +83,10 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.RouteRangeName:     acts.RouteRange,
 		activities.DeclareGapName:     acts.DeclareGap,
 
+		activities.RedriveSpecName:  acts.RedriveSpec,
+		activities.PlanRedriveName:  acts.PlanRedrive,
+		activities.RedriveBatchName: acts.RedriveBatch,
+
 		activities.ResolveWindowName:        acts.ResolveWindow,
 		activities.PrepareWindowName:        acts.PrepareWindow,
 		activities.LoadWindowRangeName:      acts.LoadWindowRange,
@@ -101,6 +105,7 @@ func RegisterWorkflows(r interface {
 	r.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
 	r.RegisterWorkflowWithOptions(workflows.WindowLoad, workflow.RegisterOptions{Name: workflows.WindowLoadName})
 	r.RegisterWorkflowWithOptions(workflows.WindowBackfill, workflow.RegisterOptions{Name: workflows.WindowBackfillName})
+	r.RegisterWorkflowWithOptions(workflows.Redrive, workflow.RegisterOptions{Name: workflows.RedriveName})
 }
 
 // Interceptors are the worker interceptors dumpflow's workflows need; a
