@@ -13,6 +13,7 @@
 //	starter transform test -f spec     run the transform chain on sample records
 //	starter window validate|run|watch  window jobs (seed 003): check a job, load a window now
 //	starter schedule create|list|...   window jobs' Temporal Schedules: create, describe, pause, backfill
+//	starter replay WORKFLOW_ID | -f F  replay a history on this build's workflow code
 //	starter demo                       the whole local stack plus demo connectors
 //
 // Everything here can also be done with the temporal CLI; see package
@@ -60,6 +61,7 @@ var commands = []command{
 	{"transform", "test -f spec.yaml", "run a spec's transform chain on sample records and show each step", cmdTransform},
 	{"window", "validate|run|watch ...", "check a window job, load a window (or a span of them) now and follow it", cmdWindow},
 	{"schedule", "create|list|describe|...", "manage window jobs' Temporal Schedules (pause, trigger, backfill, delete)", cmdSchedule},
+	{"replay", "WORKFLOW_ID | -f FILE.json", "replay a workflow history on this build's code; report nondeterminism (exit 1)", cmdReplay},
 	{"demo", "", "run the local stack, produce sample data and start the example connectors", cmdDemo},
 }
 
