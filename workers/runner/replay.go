@@ -77,7 +77,7 @@ func (e *ReplayError) Summary() string {
 	case e.Nondeterministic && e.EventID > 0 && e.Command != "":
 		fmt.Fprintf(&b, "nondeterminism at event %d (%s): this build's workflow code issues %s there", e.EventID, e.describeEvent(), e.Command)
 	case e.Nondeterministic && e.EventID > 0:
-		fmt.Fprintf(&b, "nondeterminism at event %d (%s): this build's workflow code issues no command for it", e.EventID, e.describeEvent())
+		fmt.Fprintf(&b, "nondeterminism at event %d (%s): this build's workflow code does not issue it", e.EventID, e.describeEvent())
 	case e.Nondeterministic && e.Command != "":
 		fmt.Fprintf(&b, "nondeterminism: this build's workflow code issues %s, which the history does not have", e.Command)
 	case e.Nondeterministic:
@@ -142,6 +142,9 @@ var (
 	reMismatch = regexp.MustCompile(`nondeterministic workflow: history event is (\w+): (.*), replay command is (\w+): (.*)$`)
 	reMissing  = regexp.MustCompile(`nondeterministic workflow: missing replay command for (\w+): (.*)$`)
 	reExtra    = regexp.MustCompile(`nondeterministic workflow: extra replay command for (\w+): (.*)$`)
+	reExpected = regexp.MustCompile(`a matching (\w+) command was expected in history event position (\S+?)\. `)
+	reLookup   = regexp.MustCompile(`(?:lookup failed for scheduledEventID to activityID: scheduleEventID|unable to find activityID for the scheduledEventID): (\d+)`)
+	reNoActID  = regexp.MustCompile(`unable to find activityID for the event: (\w+): (.*)$`)
 	reField    = regexp.MustCompile(`\b(ActivityId|TimerId|WorkflowId|MarkerName|Name|WorkflowTaskCompletedEventId):([^,()]+)`)
 )
 
@@ -156,6 +159,20 @@ func explainReplayError(h *historypb.History, err error) error {
 		eventType, eventAttrs = m[1], m[2]
 	} else if m := reExtra.FindStringSubmatch(msg); m != nil {
 		re.Command = commandSummary(m[1], m[2])
+	} else if m := reNoActID.FindStringSubmatch(msg); m != nil {
+		eventType, eventAttrs = m[1], m[2]
+	} else if m := reExpected.FindStringSubmatch(msg); m != nil {
+		// A command of the history the code did not issue, by its id.
+		key := map[string]string{"Activity": "ActivityId", "ChildWorkflow": "WorkflowId", "Timer": "TimerId"}[m[1]]
+		eventType = map[string]string{"Activity": "ActivityTaskScheduled", "ChildWorkflow": "StartChildWorkflowExecutionInitiated", "Timer": "TimerStarted"}[m[1]]
+		eventAttrs = key + ":" + m[2]
+	} else if m := reLookup.FindStringSubmatch(msg); m != nil {
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		for _, e := range h.GetEvents() {
+			if e.GetEventId() == id {
+				re.EventID, re.EventType, re.Event = id, e.GetEventType().String(), eventSummary(e)
+			}
+		}
 	}
 	if eventType != "" {
 		if e := findEvent(h, eventType, eventAttrs); e != nil {
@@ -256,7 +273,8 @@ func commandSummary(typ, attrs string) string {
 
 // HistoryWorkflowID derives the workflow id a history ran under, which a
 // history file (as `temporal workflow show --output json` writes it) does
-// not hold, from what the workflow checks:
+// may not hold (newer servers record it in the first event), from what the
+// workflow checks:
 //
 //   - Connector: connector-<name> of the spec in its input.
 //   - WindowLoad: the window's run id (workflows.WindowRunID) of the
@@ -267,6 +285,9 @@ func HistoryWorkflowID(h *historypb.History) (string, error) {
 	attrs := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes()
 	if attrs == nil {
 		return "", errors.New("the history does not start with WorkflowExecutionStarted")
+	}
+	if id := attrs.GetWorkflowId(); id != "" { // recorded by newer servers
+		return id, nil
 	}
 	switch attrs.GetWorkflowType().GetName() {
 	case workflows.ConnectorName:
