@@ -138,9 +138,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if *records > 0 {
-		say("producing %d sample records to topic %q (3 partitions) ...", *records, demoTopic)
-		if err := produceSamples(ctx, kc.Kgo(), *records, time.Now().Add(-2*time.Hour), time.Now()); err != nil {
+	if n, err := samplesToProduce(ctx, kc, *records); err != nil {
+		return err
+	} else if n > 0 {
+		say("producing %d sample records to topic %q (3 partitions) ...", n, demoTopic)
+		if err := produceSamples(ctx, kc.Kgo(), n, time.Now().Add(-2*time.Hour), time.Now()); err != nil {
 			return err
 		}
 	}
@@ -395,4 +397,27 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 
 func say(format string, args ...any) {
 	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// samplesToProduce is how many of the want sample records the demo topic
+// still lacks: a demo run again on the same data directory finds the
+// records of the first run there (Kafka keeps them) and produces no more,
+// so running the demo twice does not double the sample.
+func samplesToProduce(ctx context.Context, kc *kafka.Client, want int) (int, error) {
+	if want <= 0 {
+		return 0, nil
+	}
+	bounds, err := kc.Bounds(ctx, demoTopic)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the offsets of topic %s: %w", demoTopic, err)
+	}
+	var have int64
+	for _, b := range bounds {
+		have += b.End
+	}
+	if have >= int64(want) {
+		say("topic %q already holds %d records; producing no more samples", demoTopic, have)
+		return 0, nil
+	}
+	return want - int(have), nil
 }

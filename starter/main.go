@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 )
 
@@ -90,7 +92,7 @@ func main() {
 			case errors.Is(err, flag.ErrHelp):
 				os.Exit(2)
 			case err != nil:
-				fmt.Fprintln(os.Stderr, "starter "+c.name+": "+err.Error())
+				fmt.Fprintln(os.Stderr, "starter "+c.name+": "+sentence(err.Error()))
 				os.Exit(1)
 			}
 			return
@@ -111,4 +113,30 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// Go type names and SDK wrappers that Temporal puts into error texts: an
+// application error made from a plain Go error has the Go type's name as its
+// type ("wrapError"), and the SDK's wrappers repeat ids.
+var (
+	reGoType     = regexp.MustCompile(`\*?\b(?:fmt\.|errors\.)?(?:wrapErrors?|errorString|joinError)\b(?::\s*)?`)
+	reAppType    = regexp.MustCompile(`\s*\(type: [^,()]*, retryable: (?:true|false)\)`)
+	reActivity   = regexp.MustCompile(`activity error \(type: ([^,()]+)[^()]*\): `)
+	reWorkflow   = regexp.MustCompile(`workflow execution error \(type: ([^,()]+)[^()]*\): `)
+	reChild      = regexp.MustCompile(`child workflow execution error \(type: ([^,()]+)[^()]*\): `)
+	reSpaceColon = regexp.MustCompile(`:\s*:`)
+)
+
+// sentence makes an error text read as a sentence for an operator: without
+// Go type names ("discover: wrapError: …" is "discover: …") and without the
+// SDK's wrappers' ids ("activity error (type: Discover, scheduledEventID:
+// 5, …): …" is "activity Discover: …").
+func sentence(msg string) string {
+	msg = reChild.ReplaceAllString(msg, "child workflow $1: ")
+	msg = reActivity.ReplaceAllString(msg, "activity $1: ")
+	msg = reWorkflow.ReplaceAllString(msg, "workflow $1: ")
+	msg = reAppType.ReplaceAllString(msg, "")
+	msg = reGoType.ReplaceAllString(msg, "")
+	msg = reSpaceColon.ReplaceAllString(msg, ":")
+	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(msg), ":"))
 }
