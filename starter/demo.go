@@ -50,7 +50,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.MaxComputeEndpoint, "maxcompute-endpoint", "", "use this MaxCompute endpoint instead of starting the emulator")
 	fs.IntVar(&opts.MaxComputePort, "maxcompute-port", opts.MaxComputePort, "MaxCompute emulator port")
 	examples := fs.String("examples", "deploy/examples", "directory of connector specs to start (*.yaml)")
-	records := fs.Int("records", 30000, "sample records to produce on start")
+	records := fs.Int("records", 30000, "sample records topic demo should hold: produced on start while it holds fewer (a second run produces none)")
 	rate := fs.Int("rate", 20, "records per second to keep producing while running (0: none)")
 	once := fs.Bool("once", false, "exit once every connector has caught up (for scripts and CI)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: give up after this long")

@@ -3,8 +3,8 @@
 // or JSON with --json.
 //
 //	starter create -f spec.yaml        start connector-<name>
-//	starter list                       connectors and their states
-//	starter status NAME                per-partition progress
+//	starter list                       connectors and their health
+//	starter status NAME [--watch]      per-partition progress
 //	starter pause NAME | resume NAME   signal the connector
 //	starter delete NAME                stop the connector after its in-flight writes (data and offsets stay)
 //	starter ack-data-loss NAME         acknowledge a data-lost partition; the gap is declared
@@ -52,8 +52,8 @@ type command struct {
 
 var commands = []command{
 	{"create", "-f spec.yaml", "validate a spec and start its connector workflow", cmdCreate},
-	{"list", "", "list connectors", cmdList},
-	{"status", "NAME", "show a connector's per-partition progress", cmdStatus},
+	{"list", "", "list connectors with their health: lag (records, seconds), stopped partitions, dead letters", cmdList},
+	{"status", "NAME", "show a connector's per-partition progress (--watch to refresh)", cmdStatus},
 	{"pause", "NAME", "pause a connector after its current batches", cmdPause},
 	{"resume", "NAME", "resume a paused or stopped connector", cmdResume},
 	{"delete", "NAME", "stop a connector after its in-flight writes (sink data and group offsets stay)", cmdDelete},
