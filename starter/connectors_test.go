@@ -169,6 +169,8 @@ func TestConnectorCommands(t *testing.T) {
 	require.Regexp(t, `(?m)^events-mc\s+deleted\s+-\s+-\s+-\s+-\s+-\s+\S+`, out)
 
 	// Errors read as sentences.
+	_, err = runStatusCmd(context.Background(), append([]string{"nosuch", "--watch"}, s.tflags...)...)
+	require.ErrorContains(t, err, "no connector nosuch", "--watch of a connector that does not exist ends at once")
 	_, err = runStatusCmd(context.Background(), append([]string{"nosuch"}, s.tflags...)...)
 	require.Error(t, err)
 	msg := sentence(err.Error())

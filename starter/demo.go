@@ -356,7 +356,7 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 			st, err := queryStatus(qctx, c, s.Name)
 			cancel()
 			if err != nil {
-				say("%-18s waiting for the worker (%v)", s.Name, err)
+				say("%-18s waiting for the worker (%s)", s.Name, sentence(err.Error()))
 				done = false
 				continue
 			}
@@ -378,7 +378,7 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 				line += fmt.Sprintf("  %d partition(s) STOPPED: starter status %s", stopped, s.Name)
 			}
 			if st.Error != "" {
-				line += "  error: " + st.Error
+				line += "  error: " + sentence(st.Error)
 			}
 			say("%s", line)
 			if lag > 0 || len(st.Partitions) == 0 {

@@ -66,10 +66,13 @@ func runStatus(ctx context.Context, args []string, out io.Writer) error {
 		return printStatusView(out, v, g.json)
 	}
 	tty := isTerminalWriter(out) && !g.json
-	for {
+	for first := true; ; first = false {
 		v, err := connectorStatus(ctx, c, name)
 		if ctx.Err() != nil {
 			return nil // interrupted
+		}
+		if err != nil && first {
+			return err // no such connector, Temporal unreachable: nothing to watch
 		}
 		var buf bytes.Buffer
 		if err != nil {
