@@ -18,6 +18,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -321,4 +322,34 @@ func saveHistory(t *testing.T, s *stack, id, runID, name string) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// nameRegistry records the workflow names runner registers.
+type nameRegistry struct{ names []string }
+
+func (r *nameRegistry) RegisterWorkflowWithOptions(_ any, o workflow.RegisterOptions) {
+	r.names = append(r.names, o.Name)
+}
+
+// TestReplayCoversEveryWorkflowType: testdata holds a recorded history of
+// every workflow type the worker registers, so a new type (or a change to
+// one) cannot escape the replay check.
+func TestReplayCoversEveryWorkflowType(t *testing.T) {
+	var reg nameRegistry
+	runner.RegisterWorkflows(&reg)
+	require.NotEmpty(t, reg.names)
+	files, err := filepath.Glob(filepath.Join("testdata", "*.history.json"))
+	require.NoError(t, err)
+	recorded := map[string]int{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		h, err := runner.ReadHistory(bytes.NewReader(data))
+		require.NoError(t, err)
+		recorded[runner.HistoryType(h)]++
+	}
+	for _, name := range reg.names {
+		require.NotZerof(t, recorded[name], "no recorded history of workflow type %s in testdata (record one: see TestReplayRecordedHistories)", name)
+	}
+	t.Logf("recorded histories per type: %v", recorded)
 }
