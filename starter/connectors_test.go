@@ -106,6 +106,18 @@ func TestConnectorCommands(t *testing.T) {
 	require.NoError(t, err, out)
 	require.Contains(t, out, "connector events-mc  topic events → maxcompute  running")
 
+	// Signals with flags after the name.
+	out, err = captureStdout(t, func() error { return cmdPause(context.Background(), append([]string{name, "--json"}, s.tflags...)) })
+	require.NoError(t, err, out)
+	require.JSONEq(t, `{"connector": "events-mc", "signal": "pause"}`, out)
+	require.Eventually(t, func() bool {
+		out, err := runStatusCmd(context.Background(), append([]string{name, "--json"}, s.tflags...)...)
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.State == "paused"
+	}, 30*time.Second, 200*time.Millisecond, "paused")
+	out, err = captureStdout(t, func() error { return cmdResume(context.Background(), append([]string{name}, s.tflags...)) })
+	require.NoError(t, err, out)
+	require.Equal(t, "connector events-mc: resume signalled\n", out)
+
 	// --watch, not a terminal: the whole status again and again, each
 	// frame under a time line.
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
