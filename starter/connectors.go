@@ -7,12 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -74,15 +78,33 @@ func cmdCreate(ctx context.Context, args []string) error {
 
 // startConnector starts connector-<name>; an already running connector of
 // that name is an error, a finished one may be started again.
+//
+// The workflow carries a summary and details naming the topic and the
+// destination (the Web UI shows them), and the Dumpflow* search attributes
+// (workflows.SearchAttributes). On a cluster that does not define those
+// attributes it starts without them and says how to define them.
 func startConnector(ctx context.Context, c client.Client, spec *connector.Spec) (client.WorkflowRun, error) {
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID:                       spec.WorkflowID(),
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without it the SDK hands back the running run as if started.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, workflows.ConnectorName, workflows.NewInput(spec))
+		StaticSummary:                            spec.Summary(),
+		StaticDetails:                            spec.Details(),
+		TypedSearchAttributes:                    workflows.SearchAttributes(spec),
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ConnectorName, workflows.NewInput(spec))
+	var invalid *serviceerror.InvalidArgument
+	if errors.As(err, &invalid) && strings.Contains(strings.ToLower(invalid.Message), "search attribute") {
+		fmt.Fprintf(os.Stderr, "note: the Temporal namespace does not define dumpflow's search attributes (%s); connector %s starts without them. Define them to filter connectors in the Web UI:\n", invalid.Message, spec.Name)
+		for _, name := range slices.Sorted(maps.Keys(workflows.SearchAttributeTypes)) {
+			fmt.Fprintf(os.Stderr, "  temporal operator search-attribute create --name %s --type Keyword\n", name)
+		}
+		opts.TypedSearchAttributes = temporal.SearchAttributes{}
+		run, err = c.ExecuteWorkflow(ctx, opts, workflows.ConnectorName, workflows.NewInput(spec))
+	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, fmt.Errorf("connector %s is already running (workflow %s); use 'starter delete %s' first to replace it", spec.Name, spec.WorkflowID(), spec.Name)
@@ -91,6 +113,30 @@ func startConnector(ctx context.Context, c client.Client, spec *connector.Spec) 
 		return nil, fmt.Errorf("start connector %s: %w", spec.Name, err)
 	}
 	return run, nil
+}
+
+// ensureSearchAttributes defines dumpflow's search attributes
+// (workflows.SearchAttributeTypes) in namespace ns where they are missing,
+// as `temporal operator search-attribute create` does.
+func ensureSearchAttributes(ctx context.Context, c client.Client, ns string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if err != nil {
+		return fmt.Errorf("list the search attributes of namespace %s: %w", ns, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range workflows.SearchAttributeTypes {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: ns, SearchAttributes: missing})
+	if err != nil {
+		return fmt.Errorf("define dumpflow's search attributes in namespace %s: %w", ns, err)
+	}
+	return nil
 }
 
 func queryStatus(ctx context.Context, c client.Client, name string) (workflows.Status, error) {

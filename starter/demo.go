@@ -98,6 +98,9 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if err := ensureSearchAttributes(ctx, c, st.Namespace); err != nil {
+		return err
+	}
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -288,6 +288,8 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		}
 	})
 
+	workflow.Go(ctx, c.publish)
+
 	if err := c.discover(ctx, true); err != nil {
 		return c.finish(ctx, err)
 	}
@@ -555,17 +557,7 @@ func (c *conn) status(ctx workflow.Context) Status {
 		s.Error += c.commitErr
 	}
 	for _, p := range c.st.Partitions {
-		ps := PartitionStatus{PartitionState: *p, State: StateRunning, Lag: max(0, p.HighWatermark-p.Next)}
-		switch {
-		case p.Stopped:
-			ps.State = StateStopped
-		case p.DataLost != nil:
-			ps.State = StateDataLost
-		case c.st.Paused:
-			ps.State = StatePaused
-		case p.FetchErrors >= 3:
-			ps.State = StateError
-		}
+		ps := PartitionStatus{PartitionState: *p, State: partitionState(c.st, p), Lag: max(0, p.HighWatermark-p.Next)}
 		s.Partitions = append(s.Partitions, ps)
 	}
 	return s
