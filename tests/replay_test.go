@@ -29,6 +29,7 @@ import (
 var (
 	updateHistories       = flag.Bool("update-histories", false, "record this build's tests/testdata/connector-*-v2.history.json anew from live runs")
 	updateWindowHistories = flag.Bool("update-window-histories", false, "record this build's tests/testdata/window-*.history.json anew from live runs")
+	recordConnector       = flag.String("record-connector-history", "", "record a connector whose one loop serves two partitions (concurrency 1) into tests/testdata/`FILE` from a live run")
 )
 
 // TestReplayRecordedHistories replays every recorded history in testdata —
@@ -61,6 +62,11 @@ var (
 //     event 26 (ActivityTaskScheduled activity WritePartition)"; with it,
 //     it replays. This is the history recorded before a change that still
 //     replays after it.
+//   - connector-oss-c1-parallel.history.json was recorded by this build
+//     (after merging main's Web UI visibility) with the same shape: its
+//     markers are "dumpflow-v2", "visibility-state" and "parallel-writes",
+//     so it covers the current branches of those gates. Record another with
+//     -record-connector-history FILE.
 //   - window-*.history.json were recorded from live runs of the window
 //     workflows (a backfill continuing as new, its child load, a load
 //     started by hand under another id and its child that moves the job's
@@ -68,8 +74,11 @@ var (
 //     them anew with -update-window-histories.
 func TestReplayRecordedHistories(t *testing.T) {
 	if *updateHistories {
-		recordHistory(t, filepath.Join("testdata", "connector-oss-v2.history.json"), false)
-		recordHistory(t, filepath.Join("testdata", "connector-maxcompute-v2.history.json"), true)
+		recordHistory(t, filepath.Join("testdata", "connector-oss-v2.history.json"), false, 0)
+		recordHistory(t, filepath.Join("testdata", "connector-maxcompute-v2.history.json"), true, 0)
+	}
+	if *recordConnector != "" {
+		recordHistory(t, filepath.Join("testdata", *recordConnector), false, 1)
 	}
 	if *updateWindowHistories {
 		recordWindowHistories(t)
@@ -103,7 +112,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 // recordHistory runs a connector through a poison record (tolerance stop),
 // a resume, a pause and a continue-as-new, and saves the first run's
 // history.
-func recordHistory(t *testing.T, path string, mc bool) {
+//
+// concurrency, when positive, is the spec's: 1 puts both partitions in one
+// loop, whose writes then run side by side (the parallel-writes version).
+func recordHistory(t *testing.T, path string, mc bool, concurrency int) {
 	s := newStack(t)
 	s.startWorker()
 	const topic, n, size = "replay", 600, 64
@@ -115,6 +127,9 @@ func recordHistory(t *testing.T, path string, mc bool) {
 		spec = s.mcSpec("replay-mc", topic, "kafka_replay")
 	}
 	spec.Batch.MaxRecords = 100
+	if concurrency > 0 {
+		spec.Concurrency = concurrency
+	}
 	spec.Errors.MaxRecordBytes = 1024
 	spec.Errors.Tolerance = connector.ToleranceStop
 	s.start(spec, 120)
