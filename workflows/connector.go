@@ -203,6 +203,7 @@ type conn struct {
 	discoveryInterval time.Duration
 	cancelDiscovery   workflow.CancelFunc // cancels the discovery in flight
 	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
+	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
 	queued            map[string][]any
 }
 
@@ -316,10 +317,11 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 			c.checkHistory(ctx)
 		}
 	})
+	c.startRefresh(ctx)
 	// Wait on a disconnected context: when the workflow is cancelled the
 	// loops stop planning but finish the writes they have in flight.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery }); err != nil {
+	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery && !c.refreshing }); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
