@@ -15,8 +15,9 @@ import (
 // data-lost). Runs without it replay as before.
 const versionRefreshParked = "refresh-parked-bounds"
 
-// RefreshInterval is how often a connector refreshes the offsets of its
-// waiting partitions, so their lag in status and metrics stays true.
+// RefreshInterval is how often, at most, a connector refreshes the offsets
+// of its waiting partitions, so their lag in status and metrics stays true
+// (ConnectorInput.RefreshInterval).
 const RefreshInterval = 30 * time.Second
 
 // startRefresh starts, in runs that recorded the version, the goroutine
@@ -32,7 +33,7 @@ func (c *conn) startRefresh(ctx workflow.Context) {
 	})
 }
 
-// refreshParked runs RefreshBounds every RefreshInterval while some
+// refreshParked runs RefreshBounds every refresh interval while some
 // partition waits (the connector is paused, or a partition is stopped or
 // data-lost): a loop plans only running partitions, and without this a
 // waiting partition's high watermark, and so its lag, would freeze at its
@@ -64,7 +65,7 @@ func (c *conn) refreshParked(ctx workflow.Context) {
 			}
 		}
 		c.checkHistory(ctx)
-		if ok, err := workflow.AwaitWithTimeout(ctx, RefreshInterval, func() bool { return c.draining }); err != nil || ok {
+		if ok, err := workflow.AwaitWithTimeout(ctx, c.refreshInterval, func() bool { return c.draining }); err != nil || ok {
 			return
 		}
 	}
