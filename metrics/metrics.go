@@ -302,3 +302,19 @@ func (h *kafkaHooks) OnNewClient(cl *kgo.Client) {
 }
 
 func (h *kafkaHooks) OnClientClosed(*kgo.Client) {}
+
+// histograms are the dumpflow metrics exported as histograms.
+var histograms = []string{WriteDuration, BatchRecords, BatchBytes}
+
+// Exported lists the names of every series dumpflow's own instruments
+// export (histograms as their _bucket, _sum and _count series), whether or
+// not a sample has been recorded yet. The Temporal SDK's temporal_* and
+// franz-go's kafka_* series are the libraries'.
+func Exported() []string {
+	out := []string{RecordsWritten, BytesWritten, BatchesWritten, ObjectsWritten, DeadLetters, ErrorRecords,
+		TransformRecords, Retries, LagRecords, LagSeconds, Stopped}
+	for _, h := range histograms {
+		out = append(out, h+"_bucket", h+"_sum", h+"_count")
+	}
+	return out
+}
