@@ -13,9 +13,12 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/metrics"
@@ -240,6 +243,22 @@ func TestMetricsMatchLedger(t *testing.T) {
 		recs, _ := mxSample(mfs, metrics.RecordsWritten, mxPart(spec.Name, topic, 0))
 		return lag == 0 && stopped == 0 && recs == float64(want[0].records+more)
 	}, 30*time.Second, 200*time.Millisecond, "metrics after resume")
+
+	// This run's history — with the refresh-parked-bounds version and
+	// RefreshBounds activities while paused — replays deterministically.
+	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	refreshes := 0
+	for iter.HasNext() {
+		e, err := iter.Next()
+		require.NoError(t, err)
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == activities.RefreshBoundsName {
+			refreshes++
+		}
+		h.Events = append(h.Events, e)
+	}
+	require.Positive(t, refreshes, "the paused connector refreshed its partitions' offsets")
+	require.NoError(t, runner.Replay(&h, spec.WorkflowID(), tlog.NewStructuredLogger(quietLogger())))
 }
 
 // mxProduce writes n records to partition p, values as produce's from
