@@ -271,3 +271,53 @@ func (s *stack) mxProduce(topic string, p int32, from, n, size int) {
 	}
 	require.NoError(s.t, s.producer.ProduceSync(context.Background(), recs...).FirstErr())
 }
+
+// TestMetricsStoppedOnPoison: under tolerance stop a partition parks on a
+// record over errors.maxRecordBytes; while it waits, records keep
+// arriving, and its lag in status and in metrics follows Kafka, with
+// stopped{reason="poison"} at 1. Resumed, the record goes to the
+// dead-letter topic and the gauges clear.
+func TestMetricsStoppedOnPoison(t *testing.T) {
+	s := newStack(t)
+	url := s.mxStartWorker()
+	const topic, n, size, poisonAt, more = "parked", 600, 64, 250, 100
+	s.createTopic(topic, 1)
+	s.producePoison(topic, n, size, poisonAt, 4096)
+	spec := s.ossSpec("parked", topic)
+	spec.Errors.MaxRecordBytes = 1024
+	spec.Errors.Tolerance = connector.ToleranceStop
+	in := workflows.NewInput(spec)
+	in.RefreshInterval = connector.Duration(time.Second)
+	_, err := s.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.ConnectorName, in)
+	require.NoError(t, err)
+	s.waitFor(spec.Name, time.Minute, "stopped on the poison record", func(st workflows.Status) bool {
+		return len(st.Partitions) == 1 && st.Partitions[0].State == workflows.StateStopped && st.Partitions[0].Next == poisonAt
+	})
+	s.mxProduce(topic, 0, n, more, size)
+	s.waitFor(spec.Name, time.Minute, "true lag while stopped", func(st workflows.Status) bool {
+		return st.Partitions[0].Lag == n+more-poisonAt
+	})
+	require.Eventually(t, func() bool {
+		mfs := mxScrape(t, url)
+		lag, _ := mxSample(mfs, metrics.LagRecords, mxPart(spec.Name, topic, 0))
+		poison, _ := mxSample(mfs, metrics.Stopped, mxPart(spec.Name, topic, 0, "reason", metrics.ReasonPoison))
+		others, _ := mxSample(mfs, metrics.Stopped, mxPart(spec.Name, topic, 0))
+		age, _ := mxSample(mfs, metrics.LagSeconds, mxPart(spec.Name, topic, 0))
+		return lag == n+more-poisonAt && poison == 1 && others == 1 && age > 0
+	}, 30*time.Second, 200*time.Millisecond, "lag and stopped{reason=poison} while stopped")
+
+	require.NoError(t, s.client.SignalWorkflow(context.Background(), spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.waitFor(spec.Name, time.Minute, "caught up after resume", caughtUp(n+more))
+	dls := s.deadLetters(spec.Errors.DeadLetterTopic, 1)
+	require.Len(t, dls, 1)
+	stage := headers(dls[0])[kafka.HeaderStage]
+	require.Eventually(t, func() bool {
+		mfs := mxScrape(t, url)
+		lag, _ := mxSample(mfs, metrics.LagRecords, mxPart(spec.Name, topic, 0))
+		stopped, _ := mxSample(mfs, metrics.Stopped, mxPart(spec.Name, topic, 0))
+		dl, _ := mxSample(mfs, metrics.DeadLetters, mxPart(spec.Name, topic, 0, "stage", stage))
+		recs, _ := mxSample(mfs, metrics.RecordsWritten, mxPart(spec.Name, topic, 0))
+		return lag == 0 && stopped == 0 && dl == float64(len(dls)) && recs == n+more-1
+	}, 30*time.Second, 200*time.Millisecond, "metrics after resume")
+	s.verifyLedger(spec)
+}
