@@ -321,3 +321,43 @@ func TestMetricsStoppedOnPoison(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "metrics after resume")
 	s.verifyLedger(spec)
 }
+
+// TestMetricsDataLost: a retention race — records deleted from Kafka
+// while the connector was paused, before they were dumped — parks the
+// partition as data-lost; the metrics say so (stopped{reason="data-lost"},
+// what the DumpflowDataLost alert reads) until the loss is acknowledged.
+func TestMetricsDataLost(t *testing.T) {
+	s := newStack(t)
+	url := s.mxStartWorker()
+	const topic, n, size = "retained", 100, 32
+	s.createTopic(topic, 1)
+	s.mxProduce(topic, 0, 0, n, size)
+	spec := s.ossSpec("retained", topic)
+	in := workflows.NewInput(spec)
+	in.RefreshInterval = connector.Duration(time.Second)
+	_, err := s.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.ConnectorName, in)
+	require.NoError(t, err)
+	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(n))
+	require.NoError(t, s.client.SignalWorkflow(context.Background(), spec.WorkflowID(), "", workflows.SignalPause, nil))
+	s.waitFor(spec.Name, 30*time.Second, "paused", allInState(workflows.StatePaused))
+	s.mxProduce(topic, 0, n, 200, size)
+	s.deleteRecords(topic, n+150, 0)
+	require.NoError(t, s.client.SignalWorkflow(context.Background(), spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.waitFor(spec.Name, time.Minute, "data lost", allInState(workflows.StateDataLost))
+	require.Eventually(t, func() bool {
+		mfs := mxScrape(t, url)
+		lost, _ := mxSample(mfs, metrics.Stopped, mxPart(spec.Name, topic, 0, "reason", metrics.ReasonDataLost))
+		lag, _ := mxSample(mfs, metrics.LagRecords, mxPart(spec.Name, topic, 0))
+		return lost == 1 && lag == 200
+	}, 30*time.Second, 200*time.Millisecond, "stopped{reason=data-lost} and lag")
+
+	require.NoError(t, s.client.SignalWorkflow(context.Background(), spec.WorkflowID(), "", workflows.SignalAckDataLoss, workflows.AckDataLoss{By: "metrics test"}))
+	s.waitFor(spec.Name, time.Minute, "caught up after the acknowledged loss", caughtUp(n+200))
+	require.Eventually(t, func() bool {
+		mfs := mxScrape(t, url)
+		stopped, _ := mxSample(mfs, metrics.Stopped, mxPart(spec.Name, topic, 0))
+		lag, _ := mxSample(mfs, metrics.LagRecords, mxPart(spec.Name, topic, 0))
+		recs, _ := mxSample(mfs, metrics.RecordsWritten, mxPart(spec.Name, topic, 0))
+		return stopped == 0 && lag == 0 && recs == n+50
+	}, 30*time.Second, 200*time.Millisecond, "metrics after the acknowledged loss")
+}
