@@ -88,8 +88,11 @@ func (a *Activities) RefreshBounds(ctx context.Context, in RefreshBoundsInput) (
 		// The oldest record not yet written is the first at or after the
 		// cursor that Kafka still holds.
 		from := max(p.Next, b.Start)
+		if from >= b.End {
+			continue
+		}
 		rctx, cancel := context.WithTimeout(ctx, refreshReadTimeout)
-		_ = kc.ReadRange(rctx, spec.Kafka.Topic, p.Partition, from, min(from+1, b.End), kafka.ReadOptions{StallTimeout: refreshReadTimeout}, func(r *kgo.Record) (bool, error) {
+		_ = kc.ReadRange(rctx, spec.Kafka.Topic, p.Partition, from, min(from+1, b.End), kafka.ReadOptions{StallTimeout: refreshReadTimeout, FetchMaxPartitionBytes: 64 << 10}, func(r *kgo.Record) (bool, error) {
 			a.metrics.Oldest(mp, p.Next, r.Timestamp)
 			return false, nil
 		})
