@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -360,4 +362,38 @@ func TestMetricsDataLost(t *testing.T) {
 		recs, _ := mxSample(mfs, metrics.RecordsWritten, mxPart(spec.Name, topic, 0))
 		return stopped == 0 && lag == 0 && recs == n+50
 	}, 30*time.Second, 200*time.Millisecond, "metrics after the acknowledged loss")
+}
+
+// TestMetricsWorkerProcessFlag: the worker binary started with
+// --metrics-addr serves /metrics: dumpflow's metrics, the Temporal SDK's
+// (through the client it dials) and franz-go's.
+func TestMetricsWorkerProcessFlag(t *testing.T) {
+	s := newStack(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	cmd := exec.Command(workerBinary(t), "-temporal", s.temporal.GetFrontendHostPort(), "-namespace", s.temporal.GetDefaultNamespace(),
+		"-log-level", "warn", "-metrics-addr", addr)
+	cmd.Env = os.Environ()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	require.NoError(t, cmd.Start())
+	w := &workerProcess{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(w.done) }()
+	t.Cleanup(w.kill)
+
+	const topic, n = "flagged", 300
+	s.createTopic(topic, 1)
+	s.mxProduce(topic, 0, 0, n, 32)
+	spec := s.ossSpec("flagged", topic)
+	s.start(spec, 0)
+	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(n))
+	url := "http://" + addr + "/metrics"
+	require.Eventually(t, func() bool {
+		mfs := mxScrape(t, url)
+		recs, _ := mxSample(mfs, metrics.RecordsWritten, mxPart(spec.Name, topic, 0))
+		_, temporal := mxSample(mfs, "temporal_request_total", nil)
+		_, kafka := mxSample(mfs, "kafka_connects_total", nil)
+		return recs == n && temporal && kafka
+	}, 30*time.Second, 200*time.Millisecond, "the worker process's /metrics")
 }
