@@ -58,6 +58,10 @@ type ConnectorInput struct {
 	// DiscoveryInterval is how often the connector looks for new
 	// partitions, e.g. "30s". Optional. Default and maximum: 1m.
 	DiscoveryInterval connector.Duration `json:"discoveryInterval,omitempty"`
+	// RefreshInterval is how often the offsets of waiting (paused,
+	// stopped, data-lost) partitions are read again, so their lag stays
+	// true, e.g. "5s". Optional. Default and maximum: 30s.
+	RefreshInterval connector.Duration `json:"refreshInterval,omitempty"`
 }
 
 // NewInput is the input that starts spec's connector.
@@ -203,6 +207,8 @@ type conn struct {
 	discoveryInterval time.Duration
 	cancelDiscovery   workflow.CancelFunc // cancels the discovery in flight
 	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
+	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
+	refreshInterval   time.Duration
 	queued            map[string][]any
 }
 
@@ -256,6 +262,10 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	c.discoveryInterval = in.DiscoveryInterval.D()
 	if c.discoveryInterval <= 0 || c.discoveryInterval > maxDiscoveryInterval {
 		c.discoveryInterval = maxDiscoveryInterval
+	}
+	c.refreshInterval = in.RefreshInterval.D()
+	if c.refreshInterval <= 0 || c.refreshInterval > RefreshInterval {
+		c.refreshInterval = RefreshInterval
 	}
 	if c.st == nil {
 		c.st = &ConnectorState{}
@@ -318,10 +328,11 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 			c.checkHistory(ctx)
 		}
 	})
+	c.startRefresh(ctx)
 	// Wait on a disconnected context: when the workflow is cancelled the
 	// loops stop planning but finish the writes they have in flight.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery }); err != nil {
+	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery && !c.refreshing }); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -330,7 +341,7 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	// Apply signals that arrived while draining, in order, then carry
 	// everything over.
 	c.applySignals(chans)
-	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: in.Spec, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval})
+	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: in.Spec, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval})
 }
 
 // decodeSpec decodes the input's spec strictly. A first run with an invalid
