@@ -33,7 +33,7 @@ func TestReplayFile(t *testing.T) {
 	for _, f := range files {
 		out, errOut, err := runReplayCmd("-f", f)
 		require.NoError(t, err, "%s\n%s", out, errOut)
-		require.Regexp(t, `^OK: the (Connector|WindowLoad|WindowBackfill) history in .*, \d+ events, replays on this build's workflow code\n$`, out)
+		require.Regexp(t, `^OK: the (Connector|WindowLoad|WindowBackfill|Redrive) history in .*, \d+ events, replays on this build's workflow code\n$`, out)
 		t.Log(out)
 	}
 
