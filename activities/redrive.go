@@ -15,15 +15,17 @@ import (
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/sink"
+	"github.com/dumpflow/dumpflow/sink/maxcompute"
 	"github.com/dumpflow/dumpflow/sink/oss"
 	"github.com/dumpflow/dumpflow/transform"
 )
 
 // Activity names of the Redrive workflow.
 const (
-	RedriveSpecName  = "RedriveSpec"
-	PlanRedriveName  = "PlanRedrive"
-	RedriveBatchName = "RedriveBatch"
+	RedriveSpecName    = "RedriveSpec"
+	PlanRedriveName    = "PlanRedrive"
+	PrepareRedriveName = "PrepareRedrive"
+	RedriveBatchName   = "RedriveBatch"
 )
 
 // DefaultRedriveBatch is how many dead letters one re-drive batch takes at
@@ -204,7 +206,8 @@ type PlanRedriveResult struct {
 	Done     int64 `json:"done"`
 }
 
-// redriveSink is a sink that can re-drive dead letters.
+// redriveSink is an OSS sink, which re-drives dead letters into objects of
+// their own.
 type redriveSink interface {
 	RedrivenObjects(ctx context.Context, topic string) ([]oss.Object, error)
 	PutRedriveOverrides(ctx context.Context, topic, hash string, body []byte) error
@@ -247,23 +250,19 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 		limit = DefaultRedriveBatch
 	}
 	defer keepAlive(ctx)()
-	if spec.Sink.Type != connector.SinkOSS {
-		return PlanRedriveResult{}, nonRetryable("RedriveUnsupported", fmt.Errorf("connector %s: re-drive writes to OSS sinks only; sink.type is %s", spec.Name, spec.Sink.Type))
+	if spec.Sink.Type != connector.SinkOSS && spec.Sink.Type != connector.SinkMaxCompute {
+		return PlanRedriveResult{}, nonRetryable("RedriveUnsupported", fmt.Errorf("connector %s: re-drive writes to OSS and MaxCompute sinks; sink.type is %s", spec.Name, spec.Sink.Type))
 	}
 	s, err := a.sink(ctx, spec)
 	if err != nil {
 		return PlanRedriveResult{}, classify(err)
-	}
-	rs, ok := s.(redriveSink)
-	if !ok {
-		return PlanRedriveResult{}, nonRetryable("RedriveUnsupported", fmt.Errorf("connector %s: re-drive writes to OSS sinks only; sink.type is %s", spec.Name, spec.Sink.Type))
 	}
 	kc, err := a.kafka.For(spec)
 	if err != nil {
 		return PlanRedriveResult{}, classify(err)
 	}
 	dlq := spec.Errors.DeadLetterTopic
-	done, err := redrivenRanges(ctx, rs, spec)
+	done, err := redrivenRanges(ctx, s, spec)
 	if err != nil {
 		return PlanRedriveResult{}, classify(err)
 	}
@@ -330,8 +329,27 @@ type RedrivenRange struct {
 }
 
 // redrivenRanges are the dead-letter ranges earlier re-drives of the
-// connector wrote.
-func redrivenRanges(ctx context.Context, rs redriveSink, spec *connector.Spec) ([]RedrivenRange, error) {
+// connector wrote: OSS objects, or MaxCompute redriven ledger rows whose
+// sessions are committed (a row whose sessions never committed wrote
+// nothing: its letters are planned again).
+func redrivenRanges(ctx context.Context, s sink.Sink, spec *connector.Spec) ([]RedrivenRange, error) {
+	if ms, ok := s.(*maxcompute.Sink); ok {
+		es, err := ms.RedriveEntries(ctx, spec.Name, spec.Kafka.Topic)
+		if err != nil {
+			return nil, err
+		}
+		var out []RedrivenRange
+		for _, e := range es {
+			if e.Committed && e.DeadLetterTopic == spec.Errors.DeadLetterTopic {
+				out = append(out, RedrivenRange{Partition: e.DeadLetterPartition, First: e.First, End: e.End})
+			}
+		}
+		return out, nil
+	}
+	rs, ok := s.(redriveSink)
+	if !ok {
+		return nil, sink.Permanent("RedriveUnsupported", fmt.Errorf("connector %s: re-drive writes to OSS and MaxCompute sinks; sink.type is %s", spec.Name, spec.Sink.Type))
+	}
 	objs, err := rs.RedrivenObjects(ctx, spec.Kafka.Topic)
 	if err != nil {
 		return nil, err
@@ -388,6 +406,9 @@ type RedriveBatchInput struct {
 	Spec      *connector.Spec  `json:"spec"`
 	Overrides RedriveOverrides `json:"overrides,omitempty"`
 	Batch     RedrivePlan      `json:"batch"`
+	// Prepared are the batch's upload sessions (MaxCompute), from
+	// PrepareRedrive; nil for OSS.
+	Prepared *sink.Prepared `json:"prepared,omitempty"`
 }
 
 // RedriveBatchResult says what a batch wrote: the records written to the
@@ -398,6 +419,12 @@ type RedriveBatchResult struct {
 	Letters     int64                  `json:"letters"`
 	DeadLetters int64                  `json:"deadLetters"`
 	Transform   []transform.StepCounts `json:"transform,omitempty"`
+	// Expired names destination partitions whose prepared sessions can no
+	// longer be committed (MaxCompute; nothing was committed for them):
+	// the workflow prepares again, keeping the others, and repeats the
+	// batch. Committed names those whose sessions are committed.
+	Expired   []string `json:"expired,omitempty"`
+	Committed []string `json:"committed,omitempty"`
 }
 
 // RedriveBatch reads the batch's dead letters, rebuilds each one's record
@@ -432,15 +459,18 @@ func (a *Activities) RedriveBatch(ctx context.Context, in RedriveBatchInput) (Re
 	if err != nil {
 		return RedriveBatchResult{}, classify(err)
 	}
-	rs, ok := s.(redriveSink)
-	if !ok {
-		return RedriveBatchResult{}, nonRetryable("RedriveUnsupported", fmt.Errorf("connector %s: re-drive writes to OSS sinks only; sink.type is %s", spec.Name, spec.Sink.Type))
+	_, prepares := s.(sink.Preparer)
+	if prepares && in.Prepared == nil {
+		return RedriveBatchResult{}, nonRetryable("NotPrepared", fmt.Errorf("connector %s: a re-drive into %s needs the sessions PrepareRedrive returned", spec.Name, spec.Sink.Type))
 	}
 	hash := in.Overrides.Hash()
+	var overrides []byte
 	if hash != "" {
-		body, _ := json.Marshal(in.Overrides)
-		if err := rs.PutRedriveOverrides(ctx, spec.Kafka.Topic, hash, body); err != nil {
-			return RedriveBatchResult{}, classify(err)
+		overrides, _ = json.Marshal(in.Overrides)
+		if rs, ok := s.(redriveSink); ok {
+			if err := rs.PutRedriveOverrides(ctx, spec.Kafka.Topic, hash, overrides); err != nil {
+				return RedriveBatchResult{}, classify(err)
+			}
 		}
 	}
 	chain, err := a.chain(rspec)
@@ -458,7 +488,7 @@ func (a *Activities) RedriveBatch(ctx context.Context, in RedriveBatchInput) (Re
 	// planned some of these letters into a range of its own: refuse rather
 	// than write them twice. (Run one re-drive per connector at a time;
 	// this check narrows, but does not close, the window.)
-	done, err := redrivenRanges(ctx, rs, spec)
+	done, err := redrivenRanges(ctx, s, spec)
 	if err != nil {
 		return RedriveBatchResult{}, classify(err)
 	}
@@ -474,7 +504,8 @@ func (a *Activities) RedriveBatch(ctx context.Context, in RedriveBatchInput) (Re
 	defer a.budget.Release(held)
 	id := RedriveBatchID(spec, in.Batch, chain.Hash(), hash)
 	id.Writer = activity.GetInfo(ctx).WorkflowExecution.ID
-	b, err := s.Begin(ctx, id, nil)
+	id.Redrive.OverridesSpec = overrides
+	b, err := s.Begin(ctx, id, in.Prepared)
 	if err != nil {
 		return RedriveBatchResult{}, classify(fmt.Errorf("begin %s: %w", id, err))
 	}
@@ -509,6 +540,10 @@ func (a *Activities) RedriveBatch(ctx context.Context, in RedriveBatchInput) (Re
 		return RedriveBatchResult{}, nonRetryable("RedriveMismatch", fmt.Errorf("re-drive %s: the plan counted %d letters of the connector, the dead-letter topic holds %d", id, in.Batch.Letters, res.Letters))
 	}
 	w, err := b.Commit(ctx)
+	var exp *sink.ExpiredError
+	if errors.As(err, &exp) {
+		return RedriveBatchResult{Letters: res.Letters, DeadLetters: res.DeadLetters, Expired: exp.Expired, Committed: exp.Committed}, nil
+	}
 	if err != nil {
 		b.Abort(ctx)
 		return RedriveBatchResult{}, classify(fmt.Errorf("commit %s: %w", id, err))

@@ -63,6 +63,11 @@ type Redrive struct {
 	// Overrides is the hash of the spec changes the re-drive ran with
 	// ("" for none), so verify --deep replays the letters as they ran.
 	Overrides string
+	// OverridesSpec is the overrides themselves (JSON; nil for none), for
+	// sinks that keep them with what the batch wrote (the MaxCompute
+	// sink's ledger row). They name transform steps and limits, never
+	// credentials.
+	OverridesSpec []byte
 }
 
 // KindRedriven is the kind of what a re-drive batch writes: the records of

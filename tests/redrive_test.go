@@ -271,23 +271,6 @@ func TestRedriveTransformFix(t *testing.T) {
 	}
 }
 
-// TestRedriveMaxComputeRefused: re-drive writes to OSS sinks only; a
-// MaxCompute connector's re-drive fails at once, saying so, and writes
-// nothing.
-func TestRedriveMaxComputeRefused(t *testing.T) {
-	s := newStack(t)
-	s.startWorker()
-	spec := s.mcSpec("events-mc", "events", "events_mc")
-	in := workflows.RedriveInput{Connector: spec.Name, Spec: spec, Selection: activities.RedriveSelection{All: true}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RedriveWorkflowID(in), TaskQueue: workflows.TaskQueue}, workflows.RedriveName, in)
-	require.NoError(t, err)
-	err = run.Get(ctx, nil)
-	require.Error(t, err)
-	require.Contains(t, err.Error(), "re-drive writes to OSS sinks only")
-}
-
 // TestRecordRedriveHistory records testdata/redrive-oss.history.json, which
 // TestReplayRecordedHistories replays: a Redrive run that reads the
 // connector's spec, plans, and writes one batch. Run it with

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/transform"
 )
 
@@ -137,6 +139,17 @@ func Redrive(ctx workflow.Context, in RedriveInput) (RedriveResult, error) {
 		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
 	})
+	// MaxCompute: each batch's upload sessions are created in a step of
+	// their own (PrepareRedrive), so they are in history and a retried
+	// RedriveBatch re-attaches to them. (Builds before this one refused
+	// MaxCompute re-drives in PlanRedrive: no history of theirs gets here.)
+	prepares := false
+	if spec.Sink.Type == connector.SinkMaxCompute {
+		if workflow.GetVersion(ctx, redrivePrepareChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return res, temporal.NewNonRetryableApplicationError("this run began under a build that re-drives to OSS sinks only", "RedriveUnsupported", nil)
+		}
+		prepares = true
+	}
 	for i, b := range plan.Batches {
 		if i == redriveBatchesPerRun {
 			next := in
@@ -146,10 +159,17 @@ func Redrive(ctx workflow.Context, in RedriveInput) (RedriveResult, error) {
 			return res, workflow.NewContinueAsNewError(ctx, RedriveName, next)
 		}
 		var br activities.RedriveBatchResult
-		if err := workflow.ExecuteActivity(write, activities.RedriveBatchName, activities.RedriveBatchInput{
-			Spec: spec, Overrides: in.Overrides, Batch: b,
-		}).Get(ctx, &br); err != nil {
-			return res, err
+		if !prepares {
+			if err := workflow.ExecuteActivity(write, activities.RedriveBatchName, activities.RedriveBatchInput{
+				Spec: spec, Overrides: in.Overrides, Batch: b,
+			}).Get(ctx, &br); err != nil {
+				return res, err
+			}
+		} else {
+			var err error
+			if br, err = redrivePrepared(ctx, short, write, spec, in.Overrides, b); err != nil {
+				return res, err
+			}
 		}
 		res.Batches++
 		res.Letters += br.Letters
@@ -162,6 +182,43 @@ func Redrive(ctx workflow.Context, in RedriveInput) (RedriveResult, error) {
 	}
 	res.State = "done"
 	return res, nil
+}
+
+// redrivePrepareChange gates PrepareRedrive (MaxCompute re-drives).
+const redrivePrepareChange = "redrive-prepare-sessions"
+
+// redriveMaxExpired is how often a batch's sessions may expire before the
+// re-drive fails.
+const redriveMaxExpired = 3
+
+// redrivePrepared prepares a batch's upload sessions, then writes it into
+// them. When some expire before they commit (RedriveBatchResult.Expired),
+// it prepares again keeping the others (committed rows are counted, never
+// written twice) and writes the batch again.
+func redrivePrepared(ctx, short, write workflow.Context, spec *connector.Spec, overrides activities.RedriveOverrides, b activities.RedrivePlan) (activities.RedriveBatchResult, error) {
+	var keep []sink.Session
+	for n := 0; ; n++ {
+		var pr activities.PrepareRedriveResult
+		if err := workflow.ExecuteActivity(short, activities.PrepareRedriveName, activities.PrepareRedriveInput{
+			Spec: spec, Overrides: overrides, Batch: b, Keep: keep,
+		}).Get(ctx, &pr); err != nil {
+			return activities.RedriveBatchResult{}, err
+		}
+		var br activities.RedriveBatchResult
+		if err := workflow.ExecuteActivity(write, activities.RedriveBatchName, activities.RedriveBatchInput{
+			Spec: spec, Overrides: overrides, Batch: b, Prepared: pr.Prepared,
+		}).Get(ctx, &br); err != nil {
+			return br, err
+		}
+		if len(br.Expired) == 0 {
+			return br, nil
+		}
+		if n+1 == redriveMaxExpired || pr.Prepared == nil {
+			return br, temporal.NewNonRetryableApplicationError(fmt.Sprintf("re-drive of dead letters [%d,%d): upload sessions of %v expired %d times before they committed",
+				b.First, b.End, br.Expired, n+1), "SessionExpired", nil)
+		}
+		keep = pr.Prepared.Sessions
+	}
 }
 
 // sumCounts adds a batch's transform step counts to total (a re-drive runs

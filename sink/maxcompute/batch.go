@@ -21,6 +21,9 @@ type batch struct {
 	streams map[string]*stream // by partition spec
 	order   []*stream          // as prepared
 	err     error              // sticky: the batch failed
+	// origins counts the rows per origin offset of a re-drive batch
+	// (id.Redrive set; nil otherwise).
+	origins map[int64]int64
 }
 
 // stream is one session's share of a batch. Blocks are numbered 0, 1, 2…
@@ -68,6 +71,9 @@ func (b *batch) Add(ctx context.Context, r *transform.Record) error {
 	}
 	st.rows++
 	st.bytes += r.Size()
+	if b.origins != nil {
+		b.origins[r.Offset]++
+	}
 	if st.done {
 		return nil
 	}
@@ -180,7 +186,11 @@ func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 	if err := b.expiredError(nil); err != nil {
 		return sink.Written{}, err
 	}
-	if err := b.recordIntent(ctx); err != nil {
+	record := b.recordIntent
+	if b.id.Redrive != nil {
+		record = b.recordRedriveIntent
+	}
+	if err := record(ctx); err != nil {
 		b.err = err
 		return sink.Written{}, err
 	}

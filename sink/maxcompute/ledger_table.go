@@ -123,10 +123,14 @@ func (c *client) ensureLedger(ctx context.Context) error {
 
 // appendLedger records e in its own upload session: one block, one commit.
 func (c *client) appendLedger(ctx context.Context, e LedgerEntry) error {
+	return c.appendLedgerAt(ctx, ledgerPartition(e.Connector, e.Topic, e.Partition), e)
+}
+
+// appendLedgerAt records e in ledger partition part.
+func (c *client) appendLedgerAt(ctx context.Context, part string, e LedgerEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	part := ledgerPartition(e.Connector, e.Topic, e.Partition)
 	table := c.opts.ledgerTable
 	up, err := c.tunnel.CreateUploadSession(c.mc.Project, table, tunnel.SessionCfg.WithPartitionKey(part), tunnel.SessionCfg.WithCreatePartition())
 	if err != nil && errorCode(err) == "NoSuchPartition" {
@@ -166,7 +170,12 @@ func (c *client) appendLedger(ctx context.Context, e LedgerEntry) error {
 // ledgerTail reads the last n entries of one Kafka partition's ledger
 // partition (all when n ≤ 0). A missing partition has none.
 func (c *client) ledgerTail(ctx context.Context, connector, topic string, p int32, n int) ([]LedgerEntry, error) {
-	part := ledgerPartition(connector, topic, p)
+	return c.ledgerTailAt(ctx, ledgerPartition(connector, topic, p), connector, topic, p, n)
+}
+
+// ledgerTailAt reads the last n entries (all when n ≤ 0) of ledger
+// partition part, giving them connector, topic and p.
+func (c *client) ledgerTailAt(ctx context.Context, part, connector, topic string, p int32, n int) ([]LedgerEntry, error) {
 	var out []LedgerEntry
 	err := c.downloadTable(ctx, c.opts.ledgerTable, part, ledgerColumns, n, func(rec data.Record) error {
 		e, err := parseLedgerRow(rec)
@@ -410,6 +419,14 @@ func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partitio
 // while the service knows it, else from the rows of [first, end) of the
 // Kafka partition in its table partition.
 func (s *Sink) sessionCommitted(ctx context.Context, sess sink.Session, topic string, partition int32, first, end int64) (bool, error) {
+	return s.sessionCommittedMatch(ctx, sess, func(t string, p int32, off int64) bool {
+		return t == topic && p == partition && off >= first && off < end
+	})
+}
+
+// sessionCommittedMatch is sessionCommitted, with the rows that show a
+// session gone from the service committed chosen by match.
+func (s *Sink) sessionCommittedMatch(ctx context.Context, sess sink.Session, match func(topic string, partition int32, offset int64) bool) (bool, error) {
 	mc := s.c.mc
 	up, err := s.c.tunnel.AttachToExistedUploadSession(mc.Project, mc.Table, sess.ID, tunnel.SessionCfg.WithPartitionKey(sess.Partition))
 	if err == nil {
@@ -428,7 +445,7 @@ func (s *Sink) sessionCommitted(ctx context.Context, sess sink.Session, topic st
 	found := false
 	err = s.c.download(ctx, sess.Partition, []string{"topic", "partition", "offset"}, func(rec data.Record) error {
 		t, p, off, ok := ledgerRow(rec)
-		if ok && t == topic && p == partition && off >= first && off < end {
+		if ok && match(t, p, off) {
 			found = true
 		}
 		return nil

@@ -222,6 +222,9 @@ func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepar
 	conv := s.conv
 	s.mu.Unlock()
 	b := &batch{s: s, id: id, streams: make(map[string]*stream, len(prepared.Sessions))}
+	if id.Redrive != nil {
+		b.origins = map[int64]int64{}
+	}
 	for _, sess := range prepared.Sessions {
 		part, err := normalizeSpec(sess.Partition)
 		if err != nil {

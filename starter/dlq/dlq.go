@@ -17,6 +17,7 @@ import (
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/sink/maxcompute"
 	"github.com/dumpflow/dumpflow/sink/oss"
 )
 
@@ -101,6 +102,21 @@ func List(ctx context.Context, spec *connector.Spec) (Listing, error) {
 		for _, o := range objs {
 			if o.Connector == spec.Name && o.DeadLetterTopic == spec.Errors.DeadLetterTopic {
 				done = append(done, span{p: o.DeadLetterPartition, first: o.First, end: o.End})
+			}
+		}
+	}
+	if spec.Sink.Type == connector.SinkMaxCompute {
+		creds, err := connector.ResolveCredentials(spec.Sink.MaxCompute.Credentials)
+		if err != nil {
+			return Listing{}, err
+		}
+		es, err := maxcompute.ReadRedriveEntries(ctx, spec, creds)
+		if err != nil {
+			return Listing{}, err
+		}
+		for _, e := range es {
+			if e.Committed && e.DeadLetterTopic == spec.Errors.DeadLetterTopic {
+				done = append(done, span{p: e.DeadLetterPartition, first: e.First, end: e.End})
 			}
 		}
 	}

@@ -102,9 +102,10 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.DeclareGapName:     acts.DeclareGap,
 		activities.RefreshBoundsName:  acts.RefreshBounds,
 
-		activities.RedriveSpecName:  acts.RedriveSpec,
-		activities.PlanRedriveName:  acts.PlanRedrive,
-		activities.RedriveBatchName: acts.RedriveBatch,
+		activities.RedriveSpecName:    acts.RedriveSpec,
+		activities.PlanRedriveName:    acts.PlanRedrive,
+		activities.PrepareRedriveName: acts.PrepareRedrive,
+		activities.RedriveBatchName:   acts.RedriveBatch,
 
 		activities.ResolveWindowName:        acts.ResolveWindow,
 		activities.PrepareWindowName:        acts.PrepareWindow,
