@@ -18,6 +18,7 @@ import (
 	"github.com/dumpflow/dumpflow/sink/maxcompute"
 	"github.com/dumpflow/dumpflow/starter/dlq"
 	"github.com/dumpflow/dumpflow/starter/verify"
+	"github.com/dumpflow/dumpflow/transform"
 	"github.com/dumpflow/dumpflow/workflows"
 )
 
@@ -98,8 +99,12 @@ func TestRedriveMaxCompute(t *testing.T) {
 	fixed := activities.RedriveOverrides{MaxRecordBytes: 8 << 10}
 	p0 := int32(0)
 	byOrigin := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{Partition: &p0, From: 0, To: 200}, Overrides: fixed}
-	lost := s.mcEmu.InjectFault(odpsemu.CommitAnswerLost(odpsemu.Match{Table: table}))
-	lostLedger := s.mcEmu.InjectFault(odpsemu.CommitAnswerLost(odpsemu.Match{Table: "dumpflow_ledger"}))
+	lostFault := odpsemu.CommitAnswerLost(odpsemu.Match{Table: table})
+	lostFault.Times = 1
+	lostLedgerFault := odpsemu.CommitAnswerLost(odpsemu.Match{Table: "dumpflow_ledger"})
+	lostLedgerFault.Times = 1
+	lost := s.mcEmu.InjectFault(lostFault)
+	lostLedger := s.mcEmu.InjectFault(lostLedgerFault)
 	res = s.redrive(byOrigin)
 	lost.Remove()
 	lostLedger.Remove()
@@ -170,7 +175,9 @@ func TestRedriveMaxCompute(t *testing.T) {
 	plan := activities.RedrivePlan{DeadLetterPartition: 0, First: 3, End: 5, OriginPartition: 0}
 	id := activities.RedriveBatchID(spec, plan, "", fixed.Hash())
 	id.Writer = "rogue"
-	prep, err := sk.Prepare(ctx, id, []string{"pt=11-17-2020 14"}, nil)
+	pt, err := sk.PartitionOf(&transform.Record{Topic: topic, Partition: 0, Offset: 150, Timestamp: mcxHour(14), Value: value(topic, 0, 150, big)})
+	require.NoError(t, err)
+	prep, err := sk.Prepare(ctx, id, []string{pt}, nil)
 	require.NoError(t, err)
 	b, err := sk.Begin(ctx, id, prep)
 	require.NoError(t, err)
@@ -199,7 +206,7 @@ func TestRedriveMaxCompute(t *testing.T) {
 	plan = activities.RedrivePlan{DeadLetterPartition: 0, First: 6, End: 7, OriginPartition: 0}
 	id = activities.RedriveBatchID(spec, plan, "", fixed.Hash())
 	id.Writer = "rogue"
-	prep, err = sk.Prepare(ctx, id, []string{"pt=11-17-2020 14"}, nil)
+	prep, err = sk.Prepare(ctx, id, []string{pt}, nil)
 	require.NoError(t, err)
 	b, err = sk.Begin(ctx, id, prep)
 	require.NoError(t, err)
