@@ -228,3 +228,39 @@ func TestRedriveMaxCompute(t *testing.T) {
 		require.Contains(t, strings.Join(problems, "\n"), "re-driven into the sink twice")
 	}
 }
+
+// TestRecordRedriveMaxComputeHistory records
+// testdata/redrive-maxcompute.history.json, which
+// TestReplayRecordedHistories replays: a MaxCompute Redrive run that reads
+// the connector's spec, plans, prepares a batch's sessions (the
+// redrive-prepare-sessions version marker) and writes it. Run it alone with
+// -update-histories.
+func TestRecordRedriveMaxComputeHistory(t *testing.T) {
+	if !*updateHistories {
+		t.Skip("records testdata/redrive-maxcompute.history.json with -update-histories")
+	}
+	s := newStack(t)
+	s.startWorker()
+	const topic, n, size = "replay", 300, 64
+	s.createTopic(topic, 1)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := value(topic, 0, i, size)
+		if i == 100 {
+			v = value(topic, 0, i, 4096)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Value: v, Timestamp: mcxHour(14)}
+	}
+	s.produceRecords(recs)
+	spec := s.mcSpec("replay-mc", topic, "replay_mc")
+	spec.Errors.MaxRecordBytes = 1024
+	require.NoError(t, spec.Validate())
+	s.start(spec, 0)
+	s.waitFor(spec.Name, 2*time.Minute, "all records, one dead letter", func(st workflows.Status) bool {
+		return caughtUp(n)(st) && st.Partitions[0].DeadLetters == 1
+	})
+	in := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{All: true}, Overrides: activities.RedriveOverrides{MaxRecordBytes: 8 << 10}}
+	res := s.redrive(in)
+	require.Equal(t, int64(1), res.Records)
+	saveRedriveHistory(t, s, workflows.RedriveWorkflowID(in), "redrive-maxcompute.history.json")
+}

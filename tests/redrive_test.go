@@ -293,8 +293,13 @@ func TestRecordRedriveHistory(t *testing.T) {
 	in := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{All: true}, Overrides: activities.RedriveOverrides{MaxRecordBytes: 8 << 10}}
 	res := s.redrive(in)
 	require.Equal(t, int64(1), res.Records)
+	saveRedriveHistory(t, s, workflows.RedriveWorkflowID(in), "redrive-oss.history.json")
+}
+
+// saveRedriveHistory writes the history of workflow id to testdata/name.
+func saveRedriveHistory(t *testing.T, s *stack, id, name string) {
 	ctx := context.Background()
-	iter := s.client.GetWorkflowHistory(ctx, workflows.RedriveWorkflowID(in), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := s.client.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var h historypb.History
 	for iter.HasNext() {
 		e, err := iter.Next()
@@ -303,5 +308,5 @@ func TestRecordRedriveHistory(t *testing.T) {
 	}
 	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("testdata", "redrive-oss.history.json"), data, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join("testdata", name), data, 0o644))
 }
