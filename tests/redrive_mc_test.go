@@ -3,13 +3,18 @@ package tests
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/tunnel"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.temporal.io/sdk/client"
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/deploy/localstack/odpsemu"
@@ -263,4 +268,104 @@ func TestRecordRedriveMaxComputeHistory(t *testing.T) {
 	res := s.redrive(in)
 	require.Equal(t, int64(1), res.Records)
 	saveRedriveHistory(t, s, workflows.RedriveWorkflowID(in), "redrive-maxcompute.history.json")
+}
+
+// TestRedriveMaxComputeSIGKILL kills the worker process with SIGKILL just
+// after a re-drive batch's upload session committed and before the answer
+// reached it (commitGate passes the commit on and holds its answer). After
+// the restart, the RedriveBatch retry re-attaches to the session
+// PrepareRedrive recorded in history, finds it committed, and counts its
+// rows instead of writing them again: the re-driven record is in the table
+// once, and verify --deep is exact.
+func TestRedriveMaxComputeSIGKILL(t *testing.T) {
+	s := newStack(t)
+	gate := newCommitGate(s.mcEmu)
+	gate.n = 1 // the first data commit is passed on, its answer held
+	gated := httptest.NewServer(gate)
+	released := sync.OnceFunc(func() { close(gate.release) })
+	t.Cleanup(func() { released(); gated.Close() })
+
+	const topic, table, n, size = "mc-redrive-kill", "kafka_redrive_kill", 200, 64
+	s.createTopic(topic, 1)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := value(topic, 0, i, size)
+		if i == 77 {
+			v = value(topic, 0, i, 4096)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Value: v, Timestamp: mcxHour(14)}
+	}
+	s.produceRecords(recs)
+	spec := s.mcSpec("mc-redrive-kill", topic, table)
+	spec.Errors.MaxRecordBytes = 1024
+	require.NoError(t, spec.Validate())
+	w := s.startWorkerProcess()
+	s.start(spec, 0)
+	s.waitFor(spec.Name, 2*time.Minute, "all records, one dead letter", func(st workflows.Status) bool {
+		return caughtUp(n)(st) && st.Partitions[0].DeadLetters == 1
+	})
+	require.Equal(t, int64(n-1), s.mcLedger(spec).Rows)
+
+	// The re-drive talks to the emulator through the gate.
+	gspec := *spec
+	mc := *spec.Sink.MaxCompute
+	mc.Endpoint, mc.TunnelEndpoint = gated.URL+"/api", gated.URL
+	gspec.Sink.MaxCompute = &mc
+	in := workflows.RedriveInput{Connector: spec.Name, Spec: &gspec, Selection: activities.RedriveSelection{All: true},
+		Overrides: activities.RedriveOverrides{MaxRecordBytes: 8 << 10}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RedriveWorkflowID(in), TaskQueue: workflows.TaskQueue}, workflows.RedriveName, in)
+	require.NoError(t, err)
+	var held heldCommit
+	select {
+	case held = <-gate.held:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("timed out waiting for the re-drive session's commit")
+	}
+	w.kill()
+	killed := time.Now()
+	require.True(t, held.forwarded)
+	require.Equal(t, http.StatusOK, held.status, "the emulator committed the re-drive session")
+	part, err := maxcompute.New(spec, s.mcCreds())
+	require.NoError(t, err)
+	pt, err := part.PartitionOf(&transform.Record{Topic: topic, Offset: 77, Timestamp: mcxHour(14), Value: value(topic, 0, 77, 4096)})
+	require.NoError(t, err)
+	require.Equal(t, tunnel.UploadStatusClosed, s.mcUploadSession(table, pt, held.uploadID).Status())
+	require.Equal(t, int64(n), s.mcLedger(spec).Rows, "at the kill the table holds the re-driven row")
+	released()
+
+	s.startWorkerProcess()
+	var res workflows.RedriveResult
+	require.NoError(t, run.Get(ctx, &res))
+	t.Logf("re-drive after the kill (%s): %+v", time.Since(killed).Round(100*time.Millisecond), res)
+	require.Equal(t, int64(1), res.Letters)
+	require.Equal(t, int64(1), res.Records, "the retry counts the committed session's row")
+	require.Equal(t, []string{held.uploadID}, res.Objects, "the retry re-attached to the prepared session")
+	var prepares, batches int
+	for _, a := range s.mcxActivities(workflows.RedriveWorkflowID(in), run.GetRunID()) {
+		switch a.Name {
+		case activities.PrepareRedriveName:
+			prepares++
+		case activities.RedriveBatchName:
+			batches++
+		}
+	}
+	require.Equal(t, 1, prepares, "the sessions were prepared once")
+	require.Equal(t, 1, batches)
+
+	l := s.mcLedger(spec)
+	require.Equal(t, int64(n), l.Rows)
+	require.Equal(t, l.Rows, l.Distinct())
+	require.Empty(t, l.Duplicates)
+	es, err := maxcompute.ReadRedriveEntries(context.Background(), spec, s.mcCreds())
+	require.NoError(t, err)
+	require.Len(t, es, 1)
+	require.True(t, es[0].Committed)
+	require.Equal(t, [][2]int64{{77, 1}}, es[0].Origins)
+	rep := s.verifyDeep(spec)
+	require.Equal(t, int64(1), rep.Partitions[0].Redriven)
+	require.Equal(t, 1, rep.Partitions[0].RedrivenChecked)
+	res = s.redrive(workflows.RedriveInput{Connector: spec.Name, Spec: spec, Selection: activities.RedriveSelection{All: true}, Overrides: in.Overrides})
+	require.Zero(t, res.Letters, "a second re-drive writes nothing")
 }
