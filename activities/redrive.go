@@ -432,8 +432,10 @@ type RedriveBatchResult struct {
 // offset), runs it through the size limit, the transform chain and the
 // sink as WritePartition does — with the re-drive's overrides — and writes
 // it into the connector's destination under a name that is a function of
-// the batch (see sink.BatchID.Redrive), so a retry or a second re-drive of
-// the same letters writes nothing twice. Records that fail again go back to
+// the batch (OSS; see sink.BatchID.Redrive) or into the upload sessions
+// PrepareRedrive recorded in history (MaxCompute, with a redriven ledger
+// row recorded before they commit), so a retry or a second re-drive of the
+// same letters writes nothing twice. Records that fail again go back to
 // the dead-letter topic, attempt one higher, before the sink commits.
 func (a *Activities) RedriveBatch(ctx context.Context, in RedriveBatchInput) (RedriveBatchResult, error) {
 	spec := in.Spec

@@ -86,9 +86,12 @@ func RedriveWorkflowID(in RedriveInput) string {
 //
 // Redrive sends dead letters back through the transform and the sink into
 // the connector's destination: it plans batches of dead-letter offsets
-// (PlanRedrive), then writes each (RedriveBatch). What a batch writes is
-// named by the batch, and a plan leaves out letters already re-driven, so
-// a retried batch or the same re-drive started again writes nothing twice.
+// (PlanRedrive), then writes each (RedriveBatch). OSS: what a batch writes
+// is named by the batch. MaxCompute: each batch's upload sessions are
+// created first (PrepareRedrive) and kept in history, so every attempt
+// writes into the same sessions, and its redriven ledger row is recorded
+// before they commit. A plan leaves out letters already re-driven, so a
+// retried batch or the same re-drive started again writes nothing twice.
 // Letters that fail again go back to the dead-letter topic with their
 // attempt header one higher.
 func Redrive(ctx workflow.Context, in RedriveInput) (RedriveResult, error) {
