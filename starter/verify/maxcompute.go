@@ -93,16 +93,18 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 				return nil, fmt.Errorf("compile the connector's transforms: %w", err)
 			}
 			defer func() { _ = chain.Close(ctx) }()
-		}
-		// The sink's conversion, for the replays.
-		if mcs, err = maxcompute.New(spec, creds); err != nil {
-			return nil, err
-		}
-		if err := mcs.EnsureTable(ctx); err != nil {
-			return nil, err
+			if mcs, err = conversion(ctx, spec, creds); err != nil {
+				return nil, err
+			}
 		}
 	}
-	red, err := mcRedriven(ctx, spec, creds, mcs, digestable, o, rep)
+	red, err := mcRedriven(ctx, spec, creds, func() (*maxcompute.Sink, error) {
+		if mcs != nil {
+			return mcs, nil
+		}
+		mcs, err = conversion(ctx, spec, creds)
+		return mcs, err
+	}, digestable, o, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +260,18 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 		out[p] = part
 	}
 	return out, nil
+}
+
+// conversion is a sink for the table's row conversion, for replays.
+func conversion(ctx context.Context, spec *connector.Spec, creds connector.Credentials) (*maxcompute.Sink, error) {
+	s, err := maxcompute.New(spec, creds)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.EnsureTable(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // effective is the last entry per range start, in offset order: a range

@@ -48,7 +48,7 @@ func (m *mcRedrive) mismatch(p int32, mm Mismatch) { m.mismatches[p] = append(m.
 // the re-drive's overrides, and must give the origin offsets and row counts
 // it lists, and a letter the replay refuses must be back in the
 // dead-letter topic with its attempt one higher.
-func mcRedriven(ctx context.Context, spec *connector.Spec, creds connector.Credentials, mcs *maxcompute.Sink, digestable bool, o Options, rep *Report) (*mcRedrive, error) {
+func mcRedriven(ctx context.Context, spec *connector.Spec, creds connector.Credentials, conv func() (*maxcompute.Sink, error), digestable bool, o Options, rep *Report) (*mcRedrive, error) {
 	m := &mcRedrive{rows: map[int32]map[int64]int64{}, digest: map[int32]map[int64]uint64{}, unknown: map[int32]map[int64]bool{},
 		mismatches: map[int32][]Mismatch{}, redriven: map[int32]int64{}, checked: map[int32]int{}}
 	all, err := maxcompute.ReadRedriveEntries(ctx, spec, creds)
@@ -103,6 +103,10 @@ func mcRedriven(ctx context.Context, spec *connector.Spec, creds connector.Crede
 	}
 	if !o.Deep {
 		return m, nil
+	}
+	mcs, err := conv()
+	if err != nil {
+		return nil, err
 	}
 	kc, err := kafkaClient(spec)
 	if err != nil {
