@@ -268,10 +268,22 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 	}
 	var letters []kafka.Letter
 	sizes := map[letterKey]int64{}
+	// MaxCompute: each destination partition of a batch costs an upload
+	// session; a batch is cut at MaxDestinationPartitions of them, by the
+	// partition of each letter's record as it is (a transform that moves
+	// timestamps may move some).
+	prep, _ := s.(sink.Preparer)
+	dest := map[letterKey]string{}
 	err = kc.ReadLetters(ctx, dlq, func(r *kgo.Record, l kafka.Letter, ok bool) error {
 		if ok && l.Connector == spec.Name && l.Topic == spec.Kafka.Topic {
 			letters = append(letters, l)
 			sizes[letterKey{l.Partition, l.Offset}] = int64(len(r.Key) + len(r.Value))
+			if prep != nil {
+				tr := toRecord(kafka.OriginalRecord(r, l))
+				if pt, err := prep.PartitionOf(&tr); err == nil {
+					dest[letterKey{l.Partition, l.Offset}] = pt
+				}
+			}
 		}
 		return nil
 	})
@@ -286,10 +298,12 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 		}
 	}
 	var cur *RedrivePlan
+	parts := map[string]bool{}
 	closeRun := func() {
 		if cur != nil {
 			res.Batches = append(res.Batches, *cur)
 			cur = nil
+			clear(parts)
 		}
 	}
 	for _, l := range letters {
@@ -298,9 +312,13 @@ func (a *Activities) PlanRedrive(ctx context.Context, in PlanRedriveInput) (Plan
 			continue
 		}
 		size := sizes[letterKey{l.Partition, l.Offset}]
+		pt := dest[letterKey{l.Partition, l.Offset}]
 		if cur != nil && (cur.DeadLetterPartition != l.Partition || cur.OriginPartition != l.OriginPartition || cur.Letters >= int64(limit) ||
-			cur.Bytes+size > int64(spec.Batch.MaxBytes)) {
+			cur.Bytes+size > int64(spec.Batch.MaxBytes) || pt != "" && !parts[pt] && len(parts) == MaxDestinationPartitions) {
 			closeRun()
+		}
+		if pt != "" {
+			parts[pt] = true
 		}
 		if cur == nil {
 			cur = &RedrivePlan{DeadLetterPartition: l.Partition, First: l.Offset, OriginPartition: l.OriginPartition}
