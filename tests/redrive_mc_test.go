@@ -369,3 +369,50 @@ func TestRedriveMaxComputeSIGKILL(t *testing.T) {
 	res = s.redrive(workflows.RedriveInput{Connector: spec.Name, Spec: spec, Selection: activities.RedriveSelection{All: true}, Overrides: in.Overrides})
 	require.Zero(t, res.Letters, "a second re-drive writes nothing")
 }
+
+// TestRedriveMaxComputeTransformFix: records that fail a transform step go
+// to the dead-letter topic; re-driven into the table with a fixed chain
+// they land once, as they are. verify --deep replays the connector's
+// ranges with its chain and the re-drive with the fixed chain, which the
+// redriven ledger row kept.
+func TestRedriveMaxComputeTransformFix(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, n = "clicks-mc", 400
+	bad := map[int]bool{10: true, 200: true, 390: true}
+	s.createTopic(topic, 1)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := `{"id":` + strconv.Itoa(i) + `}`
+		if bad[i] {
+			v = "plain text " + strconv.Itoa(i)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v), Timestamp: mcxHour(14)}
+	}
+	s.produceRecords(recs)
+	spec := s.mcSpec("clicks-mc", topic, "clicks_mc")
+	step := transform.StepSpec{Name: "parity", Type: transform.StepSet, Field: "parity", Expr: `value.id % 2 == 0 ? "even" : "odd"`}
+	spec.Transforms = []transform.StepSpec{step}
+	require.NoError(t, spec.Validate())
+	s.start(spec, 0)
+	s.waitFor(spec.Name, 2*time.Minute, "all records, three dead letters", func(st workflows.Status) bool {
+		return caughtUp(n)(st) && st.Partitions[0].DeadLetters == 3
+	})
+	step.If = `type(value) == "map"`
+	fixed := []transform.StepSpec{step}
+	in := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{All: true}, Overrides: activities.RedriveOverrides{Transforms: &fixed}}
+	res := s.redrive(in)
+	require.Equal(t, int64(3), res.Letters)
+	require.Equal(t, int64(3), res.Records)
+	require.Zero(t, res.DeadLetters)
+	require.Len(t, res.Transform, 1)
+	res = s.redrive(in)
+	require.Zero(t, res.Letters, "the same re-drive again writes nothing")
+
+	l := s.mcLedger(spec)
+	require.Equal(t, int64(n), l.Rows)
+	require.Equal(t, l.Rows, l.Distinct())
+	rep := s.verifyDeep(spec)
+	require.Equal(t, int64(3), rep.Partitions[0].Redriven)
+	require.Equal(t, 1, rep.Partitions[0].RedrivenChecked)
+}
