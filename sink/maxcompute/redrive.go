@@ -111,9 +111,35 @@ func (b *batch) recordRedriveIntent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return b.s.c.appendLedgerAt(ctx, part, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: int64(id.Partition),
+	if err := b.s.c.appendLedgerAt(ctx, part, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: int64(id.Partition),
 		First: id.First, End: id.End, Kind: sink.KindRedriven, Records: records, Target: b.s.c.name(), Sessions: sessions, Writer: id.Writer,
-		Note: string(js), Written: time.Now().UTC()})
+		Note: string(js), Written: time.Now().UTC()}); err != nil {
+		return err
+	}
+	// Another re-drive running now over some of these letters may have
+	// passed the check above at the same time: of two that both append and
+	// then look, the later sees the other's row, so both stop rather than
+	// commit the letters twice (re-plan: the letters are not re-driven).
+	after, err := b.s.c.ledgerTailAt(ctx, part, id.Connector, id.Topic, id.Partition, 0)
+	if err != nil {
+		return err
+	}
+	seen := func(e LedgerEntry) bool {
+		for _, r := range rows {
+			if r.Writer == e.Writer && r.First == e.First && r.End == e.End && r.Written.Equal(e.Written) && sameSessions(r.Sessions, e.Sessions) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, e := range after {
+		if e.Kind != sink.KindRedriven || e.Writer == id.Writer || e.End <= id.First || id.End <= e.First || sameSessions(e.Sessions, sessions) || seen(e) {
+			continue
+		}
+		return sink.Permanent("ConcurrentRedrive", fmt.Errorf("dead letters [%d,%d) of %s[%d]: another re-drive (%s) is writing dead letters [%d,%d) at the same time; this one stops before committing: run one re-drive per connector at a time, then plan again",
+			id.First, id.End, rd.DeadLetterTopic, rd.DeadLetterPartition, e.Writer, e.First, e.End))
+	}
+	return nil
 }
 
 // standing is the last row per first offset, in offset order.
