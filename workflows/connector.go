@@ -132,6 +132,10 @@ type PartitionState struct {
 	Gaps []DeclaredGap `json:"gaps,omitempty"`
 	// FetchErrors counts consecutive plans that failed for this partition.
 	FetchErrors int `json:"fetchErrors,omitempty"`
+	// Epoch counts the operator's rewinds of the partition (set-offsets
+	// backwards): ranges written after one are the new epoch's
+	// (sink.BatchID.Epoch).
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // Pending is a range being written.
@@ -145,12 +149,15 @@ type Pending struct {
 	Poison   *activities.Poison `json:"poison,omitempty"`
 }
 
-// DeclaredGap is a range an operator acknowledged as lost.
+// DeclaredGap is a range an operator acknowledged as lost, skipped
+// (offsets set forward) or rewound (offsets set back: written again).
 type DeclaredGap struct {
 	First int64     `json:"first"`
 	End   int64     `json:"end"`
 	By    string    `json:"by"`
 	At    time.Time `json:"at"`
+	// Kind is gap (empty in older states), skipped or rewind.
+	Kind string `json:"kind,omitempty"`
 }
 
 // AckDataLoss is acknowledge-data-loss's payload. Partition selects one
@@ -204,6 +211,8 @@ type conn struct {
 	cancelDiscovery   workflow.CancelFunc // cancels the discovery in flight
 	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
 	queued            map[string][]any
+	busy              map[int32]int // activities in flight that write to the sink, per partition
+	settingOffsets    bool          // a set-offsets update is being applied: loops wait
 }
 
 // Connector runs a connector: it discovers the topic's partitions (and
@@ -249,6 +258,7 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		limit:   in.HistoryLimit,
 		signals: signalLogOf(ctx),
 		queued:  map[string][]any{},
+		busy:    map[int32]int{},
 	}
 	if c.limit <= 0 {
 		c.limit = DefaultHistoryLimit
@@ -271,6 +281,9 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	}
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QuerySpec, func() (connector.Spec, error) { return c.spec, nil },
 		workflow.QueryHandlerOptions{Description: "The connector spec with defaults filled in."}); err != nil {
+		return err
+	}
+	if err := c.registerUpdates(ctx); err != nil {
 		return err
 	}
 	chans := c.signalChannels(ctx)
@@ -319,7 +332,8 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	// Wait on a disconnected context: when the workflow is cancelled the
 	// loops stop planning but finish the writes they have in flight.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery }); err != nil {
+	// An update being applied finishes before the run continues as new.
+	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery && workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -495,7 +509,7 @@ func (c *conn) discover(ctx workflow.Context, first bool) error {
 				if slices.Contains(known, ps.Partition) {
 					continue
 				}
-				p := &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1}
+				p := &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1, Epoch: ps.Epoch}
 				if ps.Pending != nil {
 					p.Pending = &Pending{First: ps.Pending.First, End: ps.Pending.End, Sessions: ps.Pending.Sessions, Bytes: ps.Pending.Bytes}
 					for _, s := range ps.Pending.Sessions {

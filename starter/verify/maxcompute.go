@@ -158,10 +158,10 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 		for _, e := range eff {
 			ranges = append(ranges, sink.Range{First: e.First, End: e.End, Object: e.Kind + " " + e.Target})
 			switch e.Kind {
-			case sink.MarkGap:
-				part.Declared = append(part.Declared, Marked{Range: sink.Range{First: e.First, End: e.End}, Note: e.Note})
+			case sink.MarkGap, sink.MarkSkipped:
+				part.Declared = append(part.Declared, Marked{Range: sink.Range{First: e.First, End: e.End}, Kind: e.Kind, Note: e.Note})
 			case sink.MarkRouted:
-				part.Routed = append(part.Routed, Marked{Range: sink.Range{First: e.First, End: e.End}, Records: e.Records, Note: e.Note})
+				part.Routed = append(part.Routed, Marked{Range: sink.Range{First: e.First, End: e.End}, Kind: e.Kind, Records: e.Records, Note: e.Note})
 			}
 		}
 		part.Tiling = sink.Tile(c.Start, c.Committed, ranges)
@@ -185,8 +185,8 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 			if !o.Deep {
 				continue
 			}
-			if e.Kind == sink.MarkGap {
-				part.Checked++ // the records are gone from Kafka; the gap is declared
+			if e.Kind == sink.MarkGap || e.Kind == sink.MarkSkipped {
+				part.Checked++ // the records are gone from Kafka, or skipped on purpose; declared
 				continue
 			}
 			o.Progress("verify --deep: partition %d %s [%d,%d)", p, e.Kind, e.First, e.End)

@@ -82,6 +82,7 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.CommitOffsetsName:  acts.CommitOffsets,
 		activities.RouteRangeName:     acts.RouteRange,
 		activities.DeclareGapName:     acts.DeclareGap,
+		activities.SetOffsetsName:     acts.SetOffsets,
 
 		activities.ResolveWindowName:        acts.ResolveWindow,
 		activities.PrepareWindowName:        acts.PrepareWindow,
