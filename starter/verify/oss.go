@@ -201,7 +201,7 @@ func deepRange(ctx context.Context, s *oss.Sink, kc *kafka.Client, spec *connect
 		}
 		defer func() { _ = run.Close(ctx) }()
 	}
-	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: obj.Partition, Start: obj.Start, First: obj.First, End: obj.End, Transform: chain.Hash()}
+	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: obj.Partition, Start: obj.Start, First: obj.First, End: obj.End, Transform: chain.Hash(), Epoch: obj.Epoch}
 	dry := s.DryRun(id)
 	defer dry.Abort(ctx)
 	var problem string
