@@ -57,9 +57,10 @@ type OffsetMove struct {
 	// continues.
 	From int64 `json:"from"`
 	To   int64 `json:"to"`
-	// Kind is skipped (a forward jump, declared in the sink), rewind (a
-	// backward jump: [To, From) is written again, in epoch Epoch), or ""
-	// (no move).
+	// Kind is skipped (a forward jump, declared in the sink), gap (a
+	// forward jump over records retention already deleted, no further),
+	// rewind (a backward jump: [To, From) is written again, in epoch
+	// Epoch), or "" (no move).
 	Kind string `json:"kind,omitempty"`
 	// Lost is the part of a forward jump that retention had already
 	// deleted ([From, log start)), declared as a gap.
@@ -167,6 +168,9 @@ func (a *Activities) SetOffsets(ctx context.Context, in SetOffsetsInput) (SetOff
 			m.Kind = sink.MarkSkipped
 			if ls := bounds[c.Partition].Start; from < ls {
 				m.Lost = &sink.Range{First: from, End: min(ls, to)}
+				if m.Lost.End == to {
+					m.Kind = sink.MarkGap // all of it was lost: a declared gap only
+				}
 			}
 		case to < from:
 			m.Kind, m.Epoch = sink.MarkRewind, c.Epoch+1
@@ -185,7 +189,7 @@ func (a *Activities) SetOffsets(ctx context.Context, in SetOffsetsInput) (SetOff
 		id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: mv.Partition, Start: mv.Start, Writer: in.Writer, Epoch: mv.Epoch}
 		var marks []sink.Mark
 		switch mv.Kind {
-		case sink.MarkSkipped:
+		case sink.MarkSkipped, sink.MarkGap:
 			first := mv.From
 			if mv.Lost != nil {
 				gid := id

@@ -127,6 +127,8 @@ func moveLine(p int32, kind string, from, to int64) string {
 		return fmt.Sprintf("partition %d: %d → %d, [%d,%d) skipped (declared in the sink)", p, from, to, from, to)
 	case sink.MarkRewind:
 		return fmt.Sprintf("partition %d: %d → %d, [%d,%d) rewound: written again (declared overlap)", p, from, to, to, from)
+	case sink.MarkGap:
+		return fmt.Sprintf("partition %d: %d → %d, [%d,%d) deleted by retention before it was dumped (declared gap)", p, from, to, from, to)
 	}
 	return fmt.Sprintf("partition %d: stays at %d", p, to)
 }

@@ -172,3 +172,68 @@ func TestOffsetsSetForwardAndBack(t *testing.T) {
 	require.Contains(t, out, "declared skip (offsets set forward) [5000,5500)")
 	require.Contains(t, out, "declared overlap")
 }
+
+// TestOffsetsSetOnDataLost parks a partition as data-lost (records deleted
+// past its cursor while the connector was paused), then moves it with
+// set-offsets without pausing the connector (a parked partition runs
+// nothing): the part retention deleted is a declared gap, the rest a
+// declared skip, both acknowledged by who set the offsets, and verify
+// --deep is exact — on OSS and on MaxCompute, whose ledger rows must
+// agree with the OSS meta and marker objects. Moving a MaxCompute
+// connector backwards is refused, naming the partition and offsets.
+func TestOffsetsSetOnDataLost(t *testing.T) {
+	for _, sinkType := range []string{"oss", "maxcompute"} {
+		t.Run(sinkType, func(t *testing.T) {
+			s := newStack(t)
+			s.startWorker()
+			const topic, parts, size = "lost", 1, 50
+			s.createTopic(topic, parts)
+			s.produce2(topic, parts, 0, 2000, size)
+			spec := s.ossSpec("lost-oss", topic)
+			if sinkType == "maxcompute" {
+				spec = s.mcSpec("lost-mc", topic, "lost_mc")
+			}
+			s.start(spec, 0)
+			s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(2000))
+			ctx := context.Background()
+			require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+			s.waitFor(spec.Name, 30*time.Second, "paused", allInState(workflows.StatePaused))
+			s.produce2(topic, parts, 2000, 4000, size)
+			s.deleteRecords(topic, 3000, 0)
+			require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+			s.waitFor(spec.Name, time.Minute, "data-lost", allInState(workflows.StateDataLost))
+
+			// Out of range: below the log start.
+			_, err := s.setOffsets(spec.Name, workflows.SetOffsets{To: "offset", Offset: ptr[int64](2500)})
+			require.ErrorContains(t, err, "partition 0: offset 2500 is outside [3000, 4000]")
+			res, err := s.setOffsets(spec.Name, workflows.SetOffsets{To: "offset", Offset: ptr[int64](3500), By: "dave"})
+			require.NoError(t, err)
+			require.Equal(t, sink.MarkSkipped, res.Moves[0].Kind)
+			require.Equal(t, &sink.Range{First: 2000, End: 3000}, res.Moves[0].Lost)
+			st := s.waitFor(spec.Name, time.Minute, "caught up past the hole", caughtUp(4000))
+			p := partitionStatus(st, 0)
+			require.Equal(t, workflows.StateRunning, p.State)
+			require.Len(t, p.Gaps, 2)
+			require.Equal(t, sink.MarkGap, p.Gaps[0].Kind)
+			require.Equal(t, sink.MarkSkipped, p.Gaps[1].Kind)
+			require.EqualValues(t, 2000+500, p.Records, "[0,2000) and [3500,4000)")
+			rep := s.verifyLedger(spec)
+			d := rep.Partitions[0].Declared
+			require.Len(t, d, 2)
+			require.Equal(t, sink.MarkGap, d[0].Kind)
+			require.EqualValues(t, 2000, d[0].First)
+			require.EqualValues(t, 3000, d[0].End)
+			require.Contains(t, d[0].Note, "acknowledged by offsets set by dave")
+			require.Equal(t, sink.MarkSkipped, d[1].Kind)
+			require.EqualValues(t, 3000, d[1].First)
+			require.EqualValues(t, 3500, d[1].End)
+
+			if sinkType == "maxcompute" {
+				require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+				s.waitFor(spec.Name, 30*time.Second, "paused", allInState(workflows.StatePaused))
+				_, err := s.setOffsets(spec.Name, workflows.SetOffsets{To: "earliest"})
+				require.ErrorContains(t, err, "partition 0: offset 3000 is before 4000")
+			}
+		})
+	}
+}
