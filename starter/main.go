@@ -9,6 +9,7 @@
 //	starter delete NAME                stop the connector after its in-flight writes (data and offsets stay)
 //	starter ack-data-loss NAME         acknowledge a data-lost partition; the gap is declared
 //	starter offsets get|set|reset NAME partitions' offsets; move a paused connector's (Update set-offsets)
+//	starter update NAME -f|--set       change batch limits, concurrency, tolerance, transforms live (Update update-spec)
 //	starter verify NAME                offset-coverage ledger; exit 1 on gaps or overlaps
 //	starter table show|partitions|rows MaxCompute inspection through the SDK
 //	starter transform test -f spec     run the transform chain on sample records
@@ -57,6 +58,7 @@ var commands = []command{
 	{"delete", "NAME", "stop a connector after its in-flight writes (sink data and group offsets stay)", cmdDelete},
 	{"ack-data-loss", "NAME", "acknowledge records deleted before they were dumped; the partition goes on", cmdAckDataLoss},
 	{"offsets", "get|set|reset NAME", "show or move a paused connector's partition offsets (KIP-875)", cmdOffsets},
+	{"update", "NAME -f spec.yaml|--set k=v", "change a running connector's batch, concurrency, errors.tolerance or transforms", cmdUpdate},
 	{"verify", "NAME", "check that the sink's ranges tile [start, committed) exactly", cmdVerify},
 	{"table", "show|partitions|rows NAME", "inspect a MaxCompute connector's table", cmdTable},
 	{"transform", "test -f spec.yaml", "run a spec's transform chain on sample records and show each step", cmdTransform},

@@ -213,6 +213,9 @@ type conn struct {
 	queued            map[string][]any
 	busy              map[int32]int // activities in flight that write to the sink, per partition
 	settingOffsets    bool          // a set-offsets update is being applied: loops wait
+	holding           bool          // an update-spec waits for the batch boundary: loops wait
+	idle              int           // loops waiting at the top of an iteration
+	specJSON          []byte        // the spec as the next run starts with it (changed by update-spec)
 }
 
 // Connector runs a connector: it discovers the topic's partitions (and
@@ -260,6 +263,7 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		queued:  map[string][]any{},
 		busy:    map[int32]int{},
 	}
+	c.specJSON = in.Spec
 	if c.limit <= 0 {
 		c.limit = DefaultHistoryLimit
 	}
@@ -304,12 +308,8 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	if err := c.discover(ctx, true); err != nil {
 		return c.finish(ctx, err)
 	}
-	c.loops = c.spec.Concurrency
 	for i := range c.spec.Concurrency {
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			defer func() { c.loops-- }()
-			c.loop(ctx, i)
-		})
+		c.startLoop(ctx, i)
 	}
 	c.discovery = true
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -342,7 +342,16 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	// Apply signals that arrived while draining, in order, then carry
 	// everything over.
 	c.applySignals(chans)
-	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: in.Spec, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval})
+	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: c.specJSON, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval})
+}
+
+// startLoop starts partition loop i.
+func (c *conn) startLoop(ctx workflow.Context, i int) {
+	c.loops++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { c.loops-- }()
+		c.loop(ctx, i)
+	})
 }
 
 // decodeSpec decodes the input's spec strictly. A first run with an invalid

@@ -28,20 +28,26 @@ const fetchErrorPause = 10 * time.Second
 // FetchRanges, recorded in history) and kept in Pending until it is
 // written, routed or the partition is resumed past it.
 func (c *conn) loop(ctx workflow.Context, i int) {
-	flush := c.spec.Batch.FlushInterval.D()
-	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: flush + 5*time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
-			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable", "TopicRecreated", "NoSuchTopic"}},
-	})
 	for {
 		// Await returns nil when its condition already holds, even on a
 		// cancelled context: check the context too, or a cancelled loop with
-		// work at hand would spin without yielding.
-		if err := workflow.Await(ctx, func() bool { return c.draining || (!c.st.Paused && !c.settingOffsets && runnable(c.group(i))) }); err != nil || c.draining || ctx.Err() != nil {
+		// work at hand would spin without yielding. The top of an iteration
+		// is the batch boundary where an update-spec takes effect: a loop
+		// past the new concurrency ends there.
+		c.idle++
+		err := workflow.Await(ctx, func() bool {
+			return c.draining || i >= c.spec.Concurrency || (!c.st.Paused && !c.settingOffsets && !c.holding && runnable(c.group(i)))
+		})
+		c.idle--
+		if err != nil || c.draining || ctx.Err() != nil || i >= c.spec.Concurrency {
 			return
 		}
+		fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: c.spec.Batch.FlushInterval.D() + 5*time.Minute,
+			HeartbeatTimeout:    20 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
+				NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable", "TopicRecreated", "NoSuchTopic"}},
+		})
 		group := c.group(i)
 		var moved []activities.Cursor
 		// Ranges already cut are finished first; so are acknowledged losses.

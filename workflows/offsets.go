@@ -64,9 +64,15 @@ type SetOffsetsResult struct {
 var setOffsetsDescription = `Move a paused connector's partitions (KIP-875). Payload {"to": "earliest|latest|timestamp|offset|reset", "offset": N, "timestamp": "RFC 3339", "partitions": [N, ...], "by": "name"}. A forward jump is declared in the sink as skipped, a backward one as a rewind whose range is written again. Rejected on a running connector and for an offset outside [log start, high watermark].`
 
 func (c *conn) registerUpdates(ctx workflow.Context) error {
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetOffsets, c.setOffsets, workflow.UpdateHandlerOptions{
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetOffsets, c.setOffsets, workflow.UpdateHandlerOptions{
 		Validator:   c.validateSetOffsets,
 		Description: setOffsetsDescription,
+	}); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateSpec, c.updateSpec, workflow.UpdateHandlerOptions{
+		Validator:   c.validateUpdateSpec,
+		Description: `Change a running connector's batch limits, concurrency, errors.tolerance and transforms at the next batch boundary. Payload {"spec": {...the whole new spec...}, "by": "name"}; any other field that differs from the running spec is rejected, naming it.`,
 	})
 }
 

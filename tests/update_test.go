@@ -1,0 +1,104 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dumpflow/dumpflow/connector"
+	"github.com/dumpflow/dumpflow/workflows"
+)
+
+func (s *stack) updateSpec(name string, spec *connector.Spec) (workflows.UpdateSpecResult, error) {
+	var res workflows.UpdateSpecResult
+	raw, _ := json.Marshal(spec)
+	h, err := s.client.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{
+		WorkflowID: "connector-" + name, UpdateName: workflows.UpdateSpec,
+		Args: []any{workflows.UpdateSpecRequest{Spec: raw, By: "test"}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return res, err
+	}
+	return res, h.Get(context.Background(), &res)
+}
+
+// TestUpdateSpecLive changes a running OSS connector's batch size and
+// concurrency with the update-spec Update (through starter update --set),
+// without a restart and across continue-as-new (a history limit of 300
+// events makes the runs continue as new meanwhile): the objects written
+// after the change hold at most the new maxRecords, every record is in the
+// sink once and verify --deep is exact. Updates that fail the spec's own
+// validation or change a field that cannot change are rejected, naming the
+// field, and change nothing.
+func TestUpdateSpecLive(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, parts, size = "live", 2, 50
+	s.createTopic(topic, parts)
+	s.produce2(topic, parts, 0, 3000, size)
+	spec := s.ossSpec("live-oss", topic)
+	spec.Concurrency = 1
+	s.start(spec, 300)
+	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(3000))
+
+	bad := *spec
+	bad.Batch.MaxRecords = 0
+	bad.Batch.MaxBytes = 1
+	_, err := s.updateSpec(spec.Name, &bad)
+	require.ErrorContains(t, err, "batch.maxBytes")
+	bad = *spec
+	bad.Kafka.Topic = "other"
+	_, err = s.updateSpec(spec.Name, &bad)
+	require.ErrorContains(t, err, "kafka.topic cannot change on a running connector")
+	bad = *spec
+	bad.Sink.OSS = &connector.OSSSpec{}
+	*bad.Sink.OSS = *spec.Sink.OSS
+	bad.Sink.OSS.Bucket = "elsewhere"
+	_, err = s.updateSpec(spec.Name, &bad)
+	require.ErrorContains(t, err, "sink.oss.bucket cannot change")
+
+	args := []string{"update", "-temporal", s.temporal.GetFrontendHostPort(), "-namespace", s.temporal.GetDefaultNamespace(),
+		"--set", "batch.maxRecords=300", "--set", "concurrency=2", spec.Name}
+	out, err := exec.Command(starterBinary(t), args...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "changed batch.maxRecords, concurrency")
+
+	s.produce2(topic, parts, 3000, 6000, size)
+	st := s.waitFor(spec.Name, 2*time.Minute, "caught up after the update", caughtUp(6000))
+	require.Greater(t, st.Run, 0, "the runs continued as new meanwhile")
+	got, err := querySpecOf(s, spec.Name)
+	require.NoError(t, err)
+	require.Equal(t, 300, got.Batch.MaxRecords)
+	require.Equal(t, 2, got.Concurrency)
+	var small, large int
+	for _, o := range s.ossObjects(spec) {
+		switch {
+		case o.First >= 3000 && o.Records > 300:
+			t.Fatalf("object %s [%d,%d) holds %d records, past the updated maxRecords 300", o.Key, o.First, o.End, o.Records)
+		case o.First >= 3000 && o.Records == 300:
+			small++
+		case o.First < 3000 && o.Records == 1000:
+			large++
+		}
+	}
+	require.Positive(t, small, "objects of 300 records after the update")
+	require.Positive(t, large, "objects of 1000 records before it")
+	updated := *spec
+	updated.Batch.MaxRecords, updated.Concurrency = 300, 2
+	s.verifyLedger(&updated)
+	requireEachOnce(t, s.readValues(topic+"/"), topic, parts, 6000, size, nil)
+}
+
+func querySpecOf(s *stack, name string) (*connector.Spec, error) {
+	var spec connector.Spec
+	v, err := s.client.QueryWorkflow(context.Background(), connector.WorkflowID(name), "", workflows.QuerySpec)
+	if err != nil {
+		return nil, err
+	}
+	return &spec, v.Get(&spec)
+}
