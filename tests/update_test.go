@@ -102,3 +102,36 @@ func querySpecOf(s *stack, name string) (*connector.Spec, error) {
 	}
 	return &spec, v.Get(&spec)
 }
+
+// TestUpdateSpecWorkerRestart changes a connector's batch size with
+// update-spec while it runs on a worker process, kills that process
+// (SIGKILL) and starts another: the new worker rebuilds the workflow from
+// history, update included, and its activities use the changed spec.
+func TestUpdateSpecWorkerRestart(t *testing.T) {
+	s := newStack(t)
+	w := s.startWorkerProcess()
+	const topic, parts, size = "live-restart", 1, 50
+	s.createTopic(topic, parts)
+	s.produce2(topic, parts, 0, 2000, size)
+	spec := s.ossSpec("live-restart", topic)
+	s.start(spec, 0)
+	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(2000))
+	changed := *spec
+	changed.Batch.MaxRecords = 300
+	res, err := s.updateSpec(spec.Name, &changed)
+	require.NoError(t, err)
+	require.Equal(t, []string{"batch.maxRecords"}, res.Changed)
+	w.kill()
+	s.startWorkerProcess()
+	s.produce2(topic, parts, 2000, 4000, size)
+	s.waitFor(spec.Name, 2*time.Minute, "caught up on the new worker", caughtUp(4000))
+	small := 0
+	for _, o := range s.ossObjects(spec) {
+		require.Falsef(t, o.First >= 2000 && o.Records > 300, "object %s [%d,%d) holds %d records, past the updated maxRecords 300", o.Key, o.First, o.End, o.Records)
+		if o.First >= 2000 {
+			small++
+		}
+	}
+	require.GreaterOrEqual(t, small, 7)
+	s.verifyLedger(&changed)
+}
