@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/client"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -134,4 +135,36 @@ func TestUpdateSpecWorkerRestart(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, small, 7)
 	s.verifyLedger(&changed)
+}
+
+// TestNewPartitionWithinAMinute adds a partition to a running connector's
+// topic with the default discovery interval (no DiscoveryInterval in the
+// input): it is picked up and dumped within a minute, not only at
+// continue-as-new.
+func TestNewPartitionWithinAMinute(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, size = "grows", 50
+	s.createTopic(topic, 1)
+	s.produce2(topic, 1, 0, 100, size)
+	spec := s.ossSpec("grows-oss", topic)
+	s.start(spec, 0)
+	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(100))
+	resp, err := s.admin().CreatePartitions(context.Background(), 1, topic)
+	require.NoError(t, err)
+	require.NoError(t, resp.Error())
+	added := time.Now()
+	fresh, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err) // its metadata knows the new partition
+	defer fresh.Close()
+	produceRange(t, fresh, topic, 1, 0, 100, size)
+	st := s.waitFor(spec.Name, 65*time.Second, "partition 1 dumped", func(st workflows.Status) bool {
+		p := partitionStatus(st, 1)
+		return p != nil && p.Next == 100
+	})
+	took := time.Since(added)
+	t.Logf("partition 1 picked up and dumped %s after it was added", took.Round(time.Second))
+	require.Less(t, took, time.Minute)
+	require.Zero(t, st.Run, "picked up by the running run, not at continue-as-new")
+	s.verifyLedger(spec)
 }

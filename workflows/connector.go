@@ -45,6 +45,12 @@ const DefaultHistoryLimit = 4000
 // for new partitions.
 const maxDiscoveryInterval = time.Minute
 
+// defaultDiscoveryInterval is how often a connector looks for new
+// partitions unless its input says otherwise, so a partition added to a
+// running topic is dumped within a minute (runs started before the
+// discovery-interval-30s version look every minute).
+const defaultDiscoveryInterval = 30 * time.Second
+
 // ConnectorInput is the Connector workflow's single input.
 type ConnectorInput struct {
 	// Spec is the connector spec, as JSON. Required. It is decoded
@@ -56,7 +62,7 @@ type ConnectorInput struct {
 	// HistoryLimit is when a run continues as new. Optional. Default: 4000.
 	HistoryLimit int `json:"historyLimit,omitempty"`
 	// DiscoveryInterval is how often the connector looks for new
-	// partitions, e.g. "30s". Optional. Default and maximum: 1m.
+	// partitions, e.g. "10s". Optional. Default: 30s. Maximum: 1m.
 	DiscoveryInterval connector.Duration `json:"discoveryInterval,omitempty"`
 }
 
@@ -219,7 +225,7 @@ type conn struct {
 }
 
 // Connector runs a connector: it discovers the topic's partitions (and
-// looks for new ones every minute), runs spec.Concurrency partition loops
+// looks for new ones every 30 seconds), runs spec.Concurrency partition loops
 // (fetch-range → [prepare] → write-partition → commit-offset), answers the
 // status and spec queries, obeys pause, resume and acknowledge-data-loss in
 // the order sent, and continues as new well before history grows large. It
@@ -270,6 +276,9 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	c.discoveryInterval = in.DiscoveryInterval.D()
 	if c.discoveryInterval <= 0 || c.discoveryInterval > maxDiscoveryInterval {
 		c.discoveryInterval = maxDiscoveryInterval
+		if in.DiscoveryInterval.D() <= 0 && workflow.GetVersion(ctx, "discovery-interval-30s", workflow.DefaultVersion, 1) == 1 {
+			c.discoveryInterval = defaultDiscoveryInterval
+		}
 	}
 	if c.st == nil {
 		c.st = &ConnectorState{}
