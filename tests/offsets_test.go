@@ -2,7 +2,10 @@ package tests
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +36,21 @@ func (s *stack) offsetsCLI(sub string, args ...string) string {
 	out, err := exec.Command(starterBinary(s.t), all...).CombinedOutput()
 	require.NoError(s.t, err, "starter %v: %s", all, out)
 	return string(out)
+}
+
+// temporalCLI runs the real temporal CLI against the stack; it returns
+// the output and whether the command succeeded.
+func (s *stack) temporalCLI(args ...string) (string, bool) {
+	s.t.Helper()
+	gopath, err := exec.Command("go", "env", "GOPATH").Output()
+	require.NoError(s.t, err)
+	bin := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "temporal")
+	if _, err := os.Stat(bin); err != nil {
+		s.t.Skipf("no temporal CLI at %s", bin)
+	}
+	all := append(args, "--address", s.temporal.GetFrontendHostPort(), "--namespace", s.temporal.GetDefaultNamespace())
+	out, err := exec.Command(bin, all...).CombinedOutput()
+	return string(out), err == nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -71,9 +89,14 @@ func TestOffsetsSetForwardAndBack(t *testing.T) {
 		return len(st.Partitions) == parts && caughtUp(3000)(st)
 	})
 
-	// Running: rejected by the validator.
+	// Running: rejected by the validator, through the SDK and through the
+	// temporal CLI with the JSON the README documents.
 	_, err := s.setOffsets(spec.Name, workflows.SetOffsets{To: "offset", Offset: ptr[int64](10)})
 	require.ErrorContains(t, err, "is running")
+	out, ok := s.temporalCLI("workflow", "update", "execute", "--workflow-id", spec.WorkflowID(), "--name", workflows.UpdateSetOffsets,
+		"--input", `{"to": "offset", "offset": 10, "partitions": [0], "by": "cli"}`)
+	require.False(t, ok, "%s", out)
+	require.Contains(t, out, "is running")
 
 	ctx := context.Background()
 	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
@@ -101,10 +124,10 @@ func TestOffsetsSetForwardAndBack(t *testing.T) {
 	require.Equal(t, sink.MarkSkipped, res.Moves[0].Kind)
 	require.EqualValues(t, 3000, res.Moves[0].From)
 	require.EqualValues(t, 4000, res.Moves[0].To)
-	res, err = s.setOffsets(spec.Name, workflows.SetOffsets{To: "offset", Offset: ptr[int64](1500), Partitions: []int32{1}, By: "bob"})
-	require.NoError(t, err)
-	require.Equal(t, sink.MarkRewind, res.Moves[0].Kind)
-	require.Equal(t, 1, res.Moves[0].Epoch)
+	out, ok = s.temporalCLI("workflow", "update", "execute", "--workflow-id", spec.WorkflowID(), "--name", workflows.UpdateSetOffsets,
+		"--input", `{"to": "offset", "offset": 1500, "partitions": [1], "by": "bob"}`)
+	require.True(t, ok, "%s", out)
+	require.Contains(t, out, "kind:rewind")
 
 	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
 	st = s.waitFor(spec.Name, time.Minute, "caught up after the moves", caughtUp(5000))
@@ -147,7 +170,7 @@ func TestOffsetsSetForwardAndBack(t *testing.T) {
 	mid := time.Now().UTC()
 	time.Sleep(20 * time.Millisecond)
 	s.produce2(topic, parts, 5500, 6000, size)
-	out := s.offsetsCLI("set", "-to", "latest", "-partition", "0", "-by", "carol", spec.Name)
+	out = s.offsetsCLI("set", "-to", "latest", "-partition", "0", "-by", "carol", spec.Name)
 	require.Contains(t, out, "partition 0: 5000 → 6000, [5000,6000) skipped")
 	out = s.offsetsCLI("set", "-to", "timestamp", "-timestamp", mid.Format(time.RFC3339Nano), "-partition", "1", spec.Name)
 	require.Contains(t, out, "partition 1: 5000 → 5500, [5000,5500) skipped")

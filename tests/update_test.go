@@ -63,11 +63,20 @@ func TestUpdateSpecLive(t *testing.T) {
 	_, err = s.updateSpec(spec.Name, &bad)
 	require.ErrorContains(t, err, "sink.oss.bucket cannot change")
 
+	bad = *spec
+	bad.Batch.MaxRecords = 2000000
+	raw, _ := json.Marshal(workflows.UpdateSpecRequest{Spec: mustJSON(&bad), By: "temporal CLI"})
+	out, ok := s.temporalCLI("workflow", "update", "execute", "--workflow-id", spec.WorkflowID(), "--name", workflows.UpdateSpec, "--input", string(raw))
+	require.False(t, ok, "%s", out)
+	require.Contains(t, out, "update-spec rejected")
+	require.Contains(t, out, "batch.maxRecords")
+	require.Contains(t, out, "must be 1..1000000")
+
 	args := []string{"update", "-temporal", s.temporal.GetFrontendHostPort(), "-namespace", s.temporal.GetDefaultNamespace(),
 		"--set", "batch.maxRecords=300", "--set", "concurrency=2", spec.Name}
-	out, err := exec.Command(starterBinary(t), args...).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), "changed batch.maxRecords, concurrency")
+	cli, err := exec.Command(starterBinary(t), args...).CombinedOutput()
+	require.NoError(t, err, "%s", cli)
+	require.Contains(t, string(cli), "changed batch.maxRecords, concurrency")
 
 	s.produce2(topic, parts, 3000, 6000, size)
 	st := s.waitFor(spec.Name, 2*time.Minute, "caught up after the update", caughtUp(6000))
@@ -167,4 +176,12 @@ func TestNewPartitionWithinAMinute(t *testing.T) {
 	require.Less(t, took, time.Minute)
 	require.Zero(t, st.Run, "picked up by the running run, not at continue-as-new")
 	s.verifyLedger(spec)
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -110,7 +110,7 @@ func (c *conn) parseUpdate(req UpdateSpecRequest) (*connector.Spec, []string, er
 	}
 	spec, err := connector.ParseJSON(req.Spec)
 	if err != nil {
-		return nil, nil, fmt.Errorf("update-spec rejected: %w", err)
+		return nil, nil, fmt.Errorf("update-spec rejected: %v", err)
 	}
 	changed := specDiff(&c.spec, spec)
 	var fixed []string
