@@ -221,6 +221,7 @@ type conn struct {
 	settingOffsets    bool          // a set-offsets update is being applied: loops wait
 	holding           bool          // an update-spec waits for the batch boundary: loops wait
 	idle              int           // loops waiting at the top of an iteration
+	running           map[int]bool  // the loops running, by index
 	specJSON          []byte        // the spec as the next run starts with it (changed by update-spec)
 }
 
@@ -268,6 +269,7 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		signals: signalLogOf(ctx),
 		queued:  map[string][]any{},
 		busy:    map[int32]int{},
+		running: map[int]bool{},
 	}
 	c.specJSON = in.Spec
 	if c.limit <= 0 {
@@ -354,11 +356,16 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: c.specJSON, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval})
 }
 
-// startLoop starts partition loop i.
+// startLoop starts partition loop i unless it runs (a loop retired by a
+// smaller concurrency ends at its next boundary).
 func (c *conn) startLoop(ctx workflow.Context, i int) {
+	if c.running[i] {
+		return
+	}
+	c.running[i] = true
 	c.loops++
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { c.loops-- }()
+		defer func() { c.loops--; delete(c.running, i) }()
 		c.loop(ctx, i)
 	})
 }
