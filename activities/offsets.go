@@ -9,7 +9,6 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/sink"
 )
 
@@ -174,9 +173,6 @@ func (a *Activities) SetOffsets(ctx context.Context, in SetOffsetsInput) (SetOff
 			}
 		case to < from:
 			m.Kind, m.Epoch = sink.MarkRewind, c.Epoch+1
-			if spec.Sink.Type == connector.SinkMaxCompute {
-				return SetOffsetsResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("offsets not set: partition %d: offset %d is before %d, where its data in the table ends: moving a MaxCompute connector backwards is not supported yet", c.Partition, to, from), "BadOffset", nil)
-			}
 		}
 		moves[i] = m
 	}
@@ -203,7 +199,9 @@ func (a *Activities) SetOffsets(ctx context.Context, in SetOffsetsInput) (SetOff
 			}
 		case sink.MarkRewind:
 			id.First, id.End = mv.To, mv.From
-			marks = append(marks, sink.Mark{ID: id, Kind: sink.MarkRewind, Reason: shorten(fmt.Sprintf("rewound: %s (from %d back to %d)", note, mv.From, mv.To), 256), At: in.At})
+			// The worker's clock, as the rows written after it use: a
+			// MaxCompute ledger orders a rewind and the rows by it.
+			marks = append(marks, sink.Mark{ID: id, Kind: sink.MarkRewind, Reason: shorten(fmt.Sprintf("rewound: %s (from %d back to %d)", note, mv.From, mv.To), 256), At: time.Now().UTC()})
 		}
 		for _, mk := range marks {
 			if _, err := m.Mark(ctx, mk); err != nil {

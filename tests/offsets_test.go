@@ -251,12 +251,27 @@ func TestOffsetsSetOnDataLost(t *testing.T) {
 			require.EqualValues(t, 3000, d[1].First)
 			require.EqualValues(t, 3500, d[1].End)
 
-			if sinkType == "maxcompute" {
-				require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
-				s.waitFor(spec.Name, 30*time.Second, "paused", allInState(workflows.StatePaused))
-				_, err := s.setOffsets(spec.Name, workflows.SetOffsets{To: "earliest"})
-				require.ErrorContains(t, err, "partition 0: offset 3000 is before 4000")
-			}
+			// Back to the log start: [3000,4000) is written again, a
+			// declared overlap in the OSS objects and the MaxCompute rows.
+			require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+			s.waitFor(spec.Name, 30*time.Second, "paused", allInState(workflows.StatePaused))
+			res, err = s.setOffsets(spec.Name, workflows.SetOffsets{To: "earliest", By: "erin"})
+			require.NoError(t, err)
+			require.Equal(t, sink.MarkRewind, res.Moves[0].Kind)
+			require.EqualValues(t, 4000, res.Moves[0].From)
+			require.EqualValues(t, 3000, res.Moves[0].To)
+			s.produce2(topic, parts, 4000, 4500, size)
+			require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+			st = s.waitFor(spec.Name, time.Minute, "caught up after the rewind", caughtUp(4500))
+			require.Equal(t, 1, partitionStatus(st, 0).Epoch)
+			rep = s.verifyLedger(spec)
+			r := rep.Partitions[0]
+			require.Len(t, r.Rewinds, 1)
+			require.EqualValues(t, 3000, r.Rewinds[0].First)
+			require.EqualValues(t, 4000, r.Rewinds[0].End)
+			require.NotEmpty(t, r.DeclaredOverlaps)
+			require.Zero(t, r.Duplicates)
+			require.Empty(t, r.Overlaps)
 		})
 	}
 }

@@ -215,7 +215,28 @@ func parseLedgerRow(rec data.Record) (LedgerEntry, error) {
 // of the entries that stand: an entry is superseded by one written after it
 // from the same first offset (a range retried in new sessions, routed, or
 // declared lost after its intent died uncommitted), as verify reads them.
+//
+// An operator's rewind (kind rewind, [First, End) to be written again)
+// supersedes every entry written before it: the partition continues at the
+// rewind's First, so it stands as an entry ending there, and only entries
+// written after it follow.
 func latest(es []LedgerEntry) (LedgerEntry, bool) {
+	var rewind *LedgerEntry
+	for i, e := range es {
+		if e.Kind == sink.MarkRewind && (rewind == nil || !e.Written.Before(rewind.Written)) {
+			rewind = &es[i]
+		}
+	}
+	if rewind != nil {
+		after := []LedgerEntry{{Connector: rewind.Connector, Topic: rewind.Topic, Partition: rewind.Partition, Start: rewind.Start,
+			First: rewind.First, End: rewind.First, Kind: sink.MarkRewind, Writer: rewind.Writer, Note: rewind.Note, Written: rewind.Written}}
+		for _, e := range es {
+			if e.Written.After(rewind.Written) {
+				after = append(after, e)
+			}
+		}
+		es = after
+	}
 	standing := make(map[int64]LedgerEntry, len(es))
 	for _, e := range es {
 		if cur, ok := standing[e.First]; !ok || !e.Written.Before(cur.Written) {
@@ -344,7 +365,11 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	if _, err := s.ensureTable(ctx); err != nil {
 		return false, err
 	}
-	last, _, err := s.checkWriter(ctx, m.ID)
+	var last LedgerEntry
+	var err error
+	if m.Kind != sink.MarkRewind { // a rewind goes back over recorded ranges on purpose
+		last, _, err = s.checkWriter(ctx, m.ID)
+	}
 	if err != nil {
 		if m.Kind != sink.MarkGap || last.Kind != KindData || last.First != m.ID.First || last.Writer != m.ID.Writer {
 			return false, err
