@@ -17,7 +17,7 @@
 //	                "partitions": [0], "by": "alice"}: moves a paused
 //	                connector's partitions (to earliest, latest, timestamp,
 //	                offset or reset); forward moves are declared skips,
-//	                backward ones rewinds (OSS)
+//	                backward ones rewinds
 //	update update-spec  UpdateSpecRequest {"spec": {...}, "by": "alice"}:
 //	                changes batch, concurrency, errors.tolerance and
 //	                transforms at the next batch boundary
