@@ -357,7 +357,11 @@ func (s *Sink) rangeCommitted(ctx context.Context, e LedgerEntry) (bool, error) 
 // row's sessions never committed: a worker died between the range's intent
 // and its commit, and retention then deleted the range before it was
 // written again. None of its rows is in the table; the gap row, written
-// later from the same offset, supersedes the intent (see latest).
+// later from the same offset, supersedes the intent (see latest). So may
+// an operator's skip (offsets set forward) over such a dead intent.
+//
+// A rewind (offsets set back) goes back over recorded ranges on purpose:
+// it is not checked against them, and supersedes them (see latest).
 func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	if err := s.ensureLedger(ctx); err != nil {
 		return false, err
@@ -371,7 +375,7 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 		last, _, err = s.checkWriter(ctx, m.ID)
 	}
 	if err != nil {
-		if m.Kind != sink.MarkGap || last.Kind != KindData || last.First != m.ID.First || last.Writer != m.ID.Writer {
+		if m.Kind != sink.MarkGap && m.Kind != sink.MarkSkipped || last.Kind != KindData || last.First != m.ID.First || last.Writer != m.ID.Writer {
 			return false, err
 		}
 		committed, cerr := s.rangeCommitted(ctx, last)
