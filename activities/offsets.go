@@ -159,6 +159,13 @@ func (a *Activities) SetOffsets(ctx context.Context, in SetOffsetsInput) (SetOff
 			if found && rp.Epoch == c.Epoch && rp.Next > from {
 				from = rp.Next
 			}
+			// An OSS object past the sink's meta (pending: written, not yet
+			// confirmed against Kafka) holds its range: a move starts after
+			// it. A MaxCompute pending range (sessions not all committed)
+			// holds nothing yet.
+			if found && rp.Epoch == c.Epoch && rp.Pending != nil && len(rp.Pending.Sessions) == 0 && rp.Pending.End > from {
+				from = rp.Pending.End
+			}
 		}
 		to := targets[c.Partition]
 		m := OffsetMove{Partition: c.Partition, From: from, To: to, Epoch: c.Epoch, Start: min(c.Start, to)}
