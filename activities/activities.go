@@ -23,11 +23,13 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/metrics"
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/sink/oss"
 	"github.com/dumpflow/dumpflow/transform"
@@ -41,6 +43,7 @@ type Activities struct {
 	open     SinkOpener
 	temporal temporalClient // asks workflows for specs the cache lacks
 	budget   *sink.Budget   // batch buffers held at once, per worker
+	metrics  *metrics.Metrics
 
 	mu           sync.Mutex
 	sinks        map[string]sink.Sink
@@ -72,6 +75,10 @@ func WithTemporalClient(c client.Client) Option {
 // WithBudget caps the bytes of batches the worker buffers at once (OSS
 // object bodies); see sink.Budget. Optional. Default: unlimited.
 func WithBudget(b *sink.Budget) Option { return func(a *Activities) { a.budget = b } }
+
+// WithMetrics records what the activities write, and the partitions' lag
+// and state, in m. Optional. Default: no metrics.
+func WithMetrics(m *metrics.Metrics) Option { return func(a *Activities) { a.metrics = m } }
 
 // New returns Activities using pool for Kafka.
 func New(pool *kafka.Pool, opts ...Option) *Activities {
@@ -124,6 +131,26 @@ func (a *Activities) sink(ctx context.Context, spec *connector.Spec) (sink.Sink,
 	}
 	a.sinks[key] = s
 	return s, nil
+}
+
+// partition names a partition of spec's topic in metrics.
+func partition(spec *connector.Spec, p int32) metrics.Partition {
+	return metrics.Partition{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: p}
+}
+
+// retried counts an attempt after the first of the activity running in ctx
+// for each of partitions.
+func (a *Activities) retried(ctx context.Context, spec *connector.Spec, partitions ...int32) {
+	if a.metrics == nil || !activity.IsActivity(ctx) {
+		return
+	}
+	info := activity.GetInfo(ctx)
+	if info.Attempt <= 1 {
+		return
+	}
+	for _, p := range partitions {
+		a.metrics.Retried(partition(spec, p), info.ActivityType.Name)
+	}
 }
 
 // nonRetryable is a non-retryable application error of type typ.

@@ -65,6 +65,13 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 			return FetchRangesResult{}, err
 		}
 	}
+	if a.metrics != nil {
+		ps := make([]int32, len(in.Cursors))
+		for i, c := range in.Cursors {
+			ps[i] = c.Partition
+		}
+		a.retried(ctx, spec, ps...)
+	}
 	maxRecords := int64(spec.Batch.MaxRecords)
 	deadline := time.Now().Add(spec.Batch.FlushInterval.D())
 	ticker := time.NewTicker(pollInterval)
@@ -81,6 +88,9 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 			p, ready := plan(c, bounds[c.Partition], maxRecords, in.Version)
 			full = full || ready
 			res.Plans = append(res.Plans, p)
+			if b, ok := bounds[c.Partition]; ok && b.Err == nil {
+				a.metrics.Observed(partition(spec, c.Partition), c.Next, b.End, "")
+			}
 		}
 		if full || !time.Now().Before(deadline) {
 			break
@@ -209,7 +219,13 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 		}
 		defer func() { _ = run.Close(ctx) }()
 	}
+	first := true
 	err = kc.ReadRange(ctx, spec.Kafka.Topic, p.Partition, p.First, p.PlanEnd, kafka.ReadOptions{StallTimeout: cutStallTimeout, ErrorStallTimeout: cutErrorStallTimeout}, func(r *kgo.Record) (bool, error) {
+		if first {
+			// The oldest record not yet written: lag seconds is its age.
+			first = false
+			a.metrics.Oldest(partition(spec, p.Partition), p.First, r.Timestamp)
+		}
 		tr := toRecord(r)
 		size := int64(len(r.Key) + len(r.Value))
 		reject := sizeReject(r, size, spec)

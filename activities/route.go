@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/metrics"
 	"github.com/dumpflow/dumpflow/sink"
 )
 
@@ -32,6 +33,7 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 	if err != nil {
 		return RouteRangeResult{}, classify(err)
 	}
+	a.retried(ctx, spec, in.Partition)
 	defer keepAlive(ctx)()
 	if in.TopicID != "" {
 		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
@@ -126,6 +128,7 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 	if err != nil {
 		return RouteRangeResult{}, classify(err)
 	}
+	a.metrics.Routed(partition(spec, in.Partition), metrics.StageWrite, routed)
 	res := RouteRangeResult{Records: routed}
 	if m, ok := s.(sink.Marker); ok {
 		written, err := m.Mark(ctx, sink.Mark{

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/metrics"
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/transform"
 )
@@ -35,6 +37,7 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 	if err != nil {
 		return PrepareResult{}, classify(err)
 	}
+	a.retried(ctx, spec, in.Partition)
 	p, ok := s.(sink.Preparer)
 	if !ok {
 		if in.Version >= V2 {
@@ -96,6 +99,7 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 	if err != nil {
 		return WriteResult{}, classify(err)
 	}
+	a.retried(ctx, spec, in.Partition)
 	defer keepAlive(ctx)()
 	if in.Version < V2 && in.End <= in.First {
 		// V1 without a prepared cut: cut here, as the first build did.
@@ -119,6 +123,8 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 const deadLetterChunk = 512
 
 func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (WriteResult, error) {
+	began := time.Now()
+	mp := partition(spec, in.Partition)
 	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End,
 		Writer: in.Writer, LegacyNames: in.Version < V2, Epoch: in.Epoch}
 	if in.TopicID != "" {
@@ -160,6 +166,9 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 		}
 		if err := kc.ProduceDeadLetters(ctx, spec.Errors.DeadLetterTopic, dls, int64(spec.Errors.MaxRecordBytes)); err != nil {
 			return err
+		}
+		for _, d := range dls {
+			a.metrics.DeadLettered(mp, d.Stage, 1)
 		}
 		produced += int64(len(dls))
 		dls = dls[:0]
@@ -208,6 +217,11 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 	res := WriteResult{End: id.End, Written: w, DeadLetters: produced}
 	if run != nil {
 		res.Transform = run.Counts()
+	}
+	a.metrics.Written(mp, metrics.Batch{Records: w.Records, Bytes: w.Bytes, Objects: int64(len(w.Objects)), Duration: time.Since(began)})
+	a.metrics.Advanced(mp, id.End)
+	for _, n := range res.Transform {
+		a.metrics.Transformed(mp, n.Step, n.Type, n.In, n.Out, n.Dropped, n.Failed)
 	}
 	return res, nil
 }

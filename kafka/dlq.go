@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ const (
 	// transform step's name for stage transform (Kafka Connect names the
 	// transformation's class here).
 	HeaderExecuting = "__connect.errors.executing.class"
+	// HeaderAttempt counts how many times the record failed: a record that
+	// fails again when it is re-driven from the dead-letter topic comes
+	// back with the attempt one higher. Absent means 1 (a first failure).
+	HeaderAttempt = "__connect.errors.attempt"
 )
 
 // HeaderPrefix starts every dead-letter context header. Headers of an
@@ -71,6 +76,9 @@ type DeadLetter struct {
 	// HeaderExecuting; "" otherwise.
 	Step string
 	Err  error
+	// Attempt is how many times the record has failed (HeaderAttempt);
+	// 0 or 1 for a first failure, which carries no attempt header.
+	Attempt int
 }
 
 // ProduceDeadLetters writes records to topic synchronously, key, value,
@@ -113,6 +121,9 @@ func (c *Client) ProduceDeadLetters(ctx context.Context, topic string, dls []Dea
 		)
 		if d.Step != "" {
 			hs = append(hs, kgo.RecordHeader{Key: HeaderExecuting, Value: []byte(d.Step)})
+		}
+		if d.Attempt > 1 {
+			hs = append(hs, kgo.RecordHeader{Key: HeaderAttempt, Value: []byte(strconv.Itoa(d.Attempt))})
 		}
 		recs = append(recs, &kgo.Record{
 			Topic:     topic,
@@ -313,4 +324,103 @@ func (c *Client) DeadLetterOffsets(ctx context.Context, dlqTopic, connectorName,
 		}
 	}
 	return out, nil
+}
+
+// Letter is a dead letter read back from a dead-letter topic: where it is,
+// where its record came from, and why it failed.
+type Letter struct {
+	// Partition and Offset are the dead letter's own place in the
+	// dead-letter topic.
+	Partition int32
+	Offset    int64
+	// Connector, Topic, OriginPartition and OriginOffset name the record's
+	// origin (the context headers).
+	Connector       string
+	Topic           string
+	OriginPartition int32
+	OriginOffset    int64
+	Stage           string
+	Step            string
+	Error           string
+	// Attempt is HeaderAttempt, 1 when absent.
+	Attempt int
+}
+
+// ParseLetter reads the context headers of r, a record of a dead-letter
+// topic; ok is false when they do not name an origin.
+func ParseLetter(r *kgo.Record) (l Letter, ok bool) {
+	l = Letter{Partition: r.Partition, Offset: r.Offset, Attempt: 1}
+	var hasP, hasO bool
+	for _, h := range r.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderConnector:
+			l.Connector = v
+		case HeaderTopic:
+			l.Topic = v
+		case HeaderPartition:
+			p, err := strconv.ParseInt(v, 10, 32)
+			l.OriginPartition, hasP = int32(p), err == nil
+		case HeaderOffset:
+			o, err := strconv.ParseInt(v, 10, 64)
+			l.OriginOffset, hasO = o, err == nil
+		case HeaderStage:
+			l.Stage = v
+		case HeaderExecuting:
+			l.Step = v
+		case HeaderError:
+			l.Error = v
+		case HeaderAttempt:
+			if n, err := strconv.Atoi(v); err == nil && n > 1 {
+				l.Attempt = n
+			}
+		}
+	}
+	return l, hasP && hasO && l.Topic != ""
+}
+
+// OriginalRecord rebuilds the record a dead letter was made from: its key,
+// value, timestamp and headers (without the context headers), at its origin
+// topic, partition and offset. It shares r's key and value.
+func OriginalRecord(r *kgo.Record, l Letter) *kgo.Record {
+	out := &kgo.Record{Topic: l.Topic, Partition: l.OriginPartition, Offset: l.OriginOffset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+	for _, h := range r.Headers {
+		if !strings.HasPrefix(h.Key, HeaderPrefix) {
+			out.Headers = append(out.Headers, h)
+		}
+	}
+	return out
+}
+
+// ReadLetters calls fn with every dead letter of dlqTopic, partition by
+// partition in offset order, up to each partition's last stable offset.
+// Records without context headers are passed with ok=false. A missing
+// topic holds no letters.
+func (c *Client) ReadLetters(ctx context.Context, dlqTopic string, fn func(r *kgo.Record, l Letter, ok bool) error) error {
+	bounds, err := c.Bounds(ctx, dlqTopic)
+	if errors.Is(err, ErrNoTopic) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	parts := make([]int32, 0, len(bounds))
+	for p := range bounds {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		b := bounds[p]
+		if b.Err != nil {
+			return fmt.Errorf("offsets of %s[%d]: %w", dlqTopic, p, b.Err)
+		}
+		err := c.ReadRange(ctx, dlqTopic, p, b.Start, min(b.End, max(b.Stable, b.Start)), ReadOptions{}, func(r *kgo.Record) (bool, error) {
+			l, ok := ParseLetter(r)
+			return true, fn(r, l, ok)
+		})
+		if err != nil {
+			return fmt.Errorf("read dead letters from %s[%d]: %w", dlqTopic, p, err)
+		}
+	}
+	return nil
 }

@@ -53,7 +53,27 @@ type BatchID struct {
 	// object the earlier epoch wrote from the same offset. 0 until the first
 	// rewind.
 	Epoch int
+	// Redrive, when set, makes the batch a re-drive of dead letters: First
+	// and End are offsets of the dead-letter topic's partition, Partition
+	// the origin partition of every letter in it. Sinks write such a batch
+	// under names of its own, deterministic per (connector, dead-letter
+	// partition, first dead-letter offset), outside the tiling of the
+	// origin partition's ranges, and move no resume state.
+	Redrive *Redrive
 }
+
+// Redrive says which dead letters a re-drive batch holds.
+type Redrive struct {
+	DeadLetterTopic     string
+	DeadLetterPartition int32
+	// Overrides is the hash of the spec changes the re-drive ran with
+	// ("" for none), so verify --deep replays the letters as they ran.
+	Overrides string
+}
+
+// KindRedriven is the kind of what a re-drive batch writes: the records of
+// dead letters written to the destination after all.
+const KindRedriven = "redriven"
 
 func (id BatchID) String() string {
 	return fmt.Sprintf("%s/%s[%d] [%d,%d)", id.Connector, id.Topic, id.Partition, id.First, id.End)

@@ -6,14 +6,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -26,15 +30,18 @@ func dial(ctx context.Context, g *globals) (client.Client, error) {
 	return runner.Dial(ctx, runner.Config{TemporalAddress: g.temporal, Namespace: g.namespace})
 }
 
-// parse parses flags and wants exactly n positional arguments.
+// parse parses flags, before or after the positional arguments (starter
+// status NAME --json, as kubectl and the temporal CLI take them), and wants
+// exactly n positional arguments.
 func parse(fs *flag.FlagSet, args []string, n int, what string) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return nil, err
 	}
-	if fs.NArg() != n {
-		return nil, fmt.Errorf("want %s, got %d argument(s)", what, fs.NArg())
+	if len(pos) != n {
+		return nil, fmt.Errorf("want %s, got %d argument(s)", what, len(pos))
 	}
-	return fs.Args(), nil
+	return pos, nil
 }
 
 func cmdCreate(ctx context.Context, args []string) error {
@@ -71,15 +78,33 @@ func cmdCreate(ctx context.Context, args []string) error {
 
 // startConnector starts connector-<name>; an already running connector of
 // that name is an error, a finished one may be started again.
+//
+// The workflow carries a summary and details naming the topic and the
+// destination (the Web UI shows them), and the Dumpflow* search attributes
+// (workflows.SearchAttributes). On a cluster that does not define those
+// attributes it starts without them and says how to define them.
 func startConnector(ctx context.Context, c client.Client, spec *connector.Spec) (client.WorkflowRun, error) {
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	opts := client.StartWorkflowOptions{
 		ID:                       spec.WorkflowID(),
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without it the SDK hands back the running run as if started.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, workflows.ConnectorName, workflows.NewInput(spec))
+		StaticSummary:                            spec.Summary(),
+		StaticDetails:                            spec.Details(),
+		TypedSearchAttributes:                    workflows.SearchAttributes(spec),
+	}
+	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ConnectorName, workflows.NewInput(spec))
+	var invalid *serviceerror.InvalidArgument
+	if errors.As(err, &invalid) && strings.Contains(strings.ToLower(invalid.Message), "search attribute") {
+		fmt.Fprintf(os.Stderr, "note: the Temporal namespace does not define dumpflow's search attributes (%s); connector %s starts without them. Define them to filter connectors in the Web UI:\n", invalid.Message, spec.Name)
+		for _, name := range slices.Sorted(maps.Keys(workflows.SearchAttributeTypes)) {
+			fmt.Fprintf(os.Stderr, "  temporal operator search-attribute create --name %s --type Keyword\n", name)
+		}
+		opts.TypedSearchAttributes = temporal.SearchAttributes{}
+		run, err = c.ExecuteWorkflow(ctx, opts, workflows.ConnectorName, workflows.NewInput(spec))
+	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, fmt.Errorf("connector %s is already running (workflow %s); use 'starter delete %s' first to replace it", spec.Name, spec.WorkflowID(), spec.Name)
@@ -88,6 +113,30 @@ func startConnector(ctx context.Context, c client.Client, spec *connector.Spec) 
 		return nil, fmt.Errorf("start connector %s: %w", spec.Name, err)
 	}
 	return run, nil
+}
+
+// ensureSearchAttributes defines dumpflow's search attributes
+// (workflows.SearchAttributeTypes) in namespace ns where they are missing,
+// as `temporal operator search-attribute create` does.
+func ensureSearchAttributes(ctx context.Context, c client.Client, ns string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if err != nil {
+		return fmt.Errorf("list the search attributes of namespace %s: %w", ns, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range workflows.SearchAttributeTypes {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: ns, SearchAttributes: missing})
+	if err != nil {
+		return fmt.Errorf("define dumpflow's search attributes in namespace %s: %w", ns, err)
+	}
+	return nil
 }
 
 func queryStatus(ctx context.Context, c client.Client, name string) (workflows.Status, error) {
@@ -111,46 +160,34 @@ func querySpec(ctx context.Context, c client.Client, name string) (*connector.Sp
 func notFound(name string, err error) error {
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return fmt.Errorf("no connector %s (workflow %s not found): %w", name, connector.WorkflowID(name), err)
+		return fmt.Errorf("no connector %s: there is no workflow %s in this namespace (see 'starter list')", name, connector.WorkflowID(name))
 	}
 	return fmt.Errorf("connector %s: %w", name, err)
 }
 
-func cmdStatus(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	var g globals
-	g.register(fs)
-	a, err := parse(fs, args, 1, "NAME")
-	if err != nil {
-		return err
-	}
-	c, err := dial(ctx, &g)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := queryStatus(ctx, c, a[0])
-	if err != nil {
-		return err
-	}
-	if g.json {
-		return printJSON(st)
-	}
-	printStatus(os.Stdout, st)
-	return nil
+func printStatus(w io.Writer, st workflows.Status) {
+	printStatusAs(w, st, "")
 }
 
-func printStatus(w *os.File, st workflows.Status) {
-	state := "running"
-	if st.Paused {
-		state = "paused"
+// printStatusAs prints st; state, when set, replaces the connector's and
+// every partition's state (a deleted connector's partitions run no more).
+func printStatusAs(w io.Writer, st workflows.Status, state string) {
+	if state == "" {
+		state = "running"
+		if st.Paused {
+			state = "paused"
+		}
+	} else {
+		for i := range st.Partitions {
+			st.Partitions[i].State = state
+		}
 	}
 	fmt.Fprintf(w, "connector %s  topic %s → %s  %s  run %d  history %d events\n", st.Name, st.Topic, st.Sink, state, st.Run, st.HistoryLength)
 	if st.Error != "" {
-		fmt.Fprintf(w, "error: %s\n", st.Error)
+		fmt.Fprintf(w, "error: %s\n", sentence(st.Error))
 	}
 	if st.Warning != "" {
-		fmt.Fprintf(w, "warning: %s\n", st.Warning)
+		fmt.Fprintf(w, "warning: %s\n", sentence(st.Warning))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "PARTITION\tSTATE\tNEXT\tHIGH WATERMARK\tLAG\tRECORDS\tBYTES\tOBJECTS\tDLQ\tERROR-TOPIC\t")
@@ -177,7 +214,7 @@ func printStatus(w *os.File, st workflows.Status) {
 			fmt.Fprintf(w, "partition %d: %s\n", p.Partition, gapLine(g))
 		}
 		if p.LastError != "" {
-			fmt.Fprintf(w, "partition %d: %s\n", p.Partition, p.LastError)
+			fmt.Fprintf(w, "partition %d: %s\n", p.Partition, sentence(p.LastError))
 		}
 	}
 }
@@ -304,52 +341,6 @@ func cmdAckDataLoss(ctx context.Context, args []string) error {
 	return nil
 }
 
-func cmdList(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	var g globals
-	g.register(fs)
-	if _, err := parse(fs, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := dial(ctx, &g)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	type row struct {
-		Name    string    `json:"name"`
-		Status  string    `json:"status"`
-		Started time.Time `json:"started"`
-	}
-	var rows []row
-	var token []byte
-	for {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         fmt.Sprintf("WorkflowType = '%s'", workflows.ConnectorName),
-			NextPageToken: token,
-		})
-		if err != nil {
-			return fmt.Errorf("list connectors: %w", err)
-		}
-		for _, e := range resp.Executions {
-			id := e.GetExecution().GetWorkflowId()
-			rows = append(rows, row{Name: trimPrefix(id, "connector-"), Status: e.GetStatus().String(), Started: e.GetStartTime().AsTime()})
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			break
-		}
-	}
-	if g.json {
-		return printJSON(rows)
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tSTARTED")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Status, r.Started.Format(time.RFC3339))
-	}
-	return tw.Flush()
-}
-
 func trimPrefix(s, p string) string {
 	if len(s) >= len(p) && s[:len(p)] == p {
 		return s[len(p):]
@@ -357,8 +348,10 @@ func trimPrefix(s, p string) string {
 	return s
 }
 
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+func printJSON(v any) error { return printJSONTo(os.Stdout, v) }
+
+func printJSONTo(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -50,7 +50,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.MaxComputeEndpoint, "maxcompute-endpoint", "", "use this MaxCompute endpoint instead of starting the emulator")
 	fs.IntVar(&opts.MaxComputePort, "maxcompute-port", opts.MaxComputePort, "MaxCompute emulator port")
 	examples := fs.String("examples", "deploy/examples", "directory of connector specs to start (*.yaml)")
-	records := fs.Int("records", 30000, "sample records to produce on start")
+	records := fs.Int("records", 30000, "sample records topic demo should hold: produced on start while it holds fewer (a second run produces none)")
 	rate := fs.Int("rate", 20, "records per second to keep producing while running (0: none)")
 	once := fs.Bool("once", false, "exit once every connector has caught up (for scripts and CI)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: give up after this long")
@@ -98,6 +98,9 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if err := ensureSearchAttributes(ctx, c, st.Namespace); err != nil {
+		return err
+	}
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -138,9 +141,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if *records > 0 {
-		say("producing %d sample records to topic %q (3 partitions) ...", *records, demoTopic)
-		if err := produceSamples(ctx, kc.Kgo(), *records, time.Now().Add(-2*time.Hour), time.Now()); err != nil {
+	if n, err := samplesToProduce(ctx, kc, *records); err != nil {
+		return err
+	} else if n > 0 {
+		say("producing %d sample records to topic %q (3 partitions) ...", n, demoTopic)
+		if err := produceSamples(ctx, kc.Kgo(), n, time.Now().Add(-2*time.Hour), time.Now()); err != nil {
 			return err
 		}
 	}
@@ -354,7 +359,7 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 			st, err := queryStatus(qctx, c, s.Name)
 			cancel()
 			if err != nil {
-				say("%-18s waiting for the worker (%v)", s.Name, err)
+				say("%-18s waiting for the worker (%s)", s.Name, sentence(err.Error()))
 				done = false
 				continue
 			}
@@ -376,7 +381,7 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 				line += fmt.Sprintf("  %d partition(s) STOPPED: starter status %s", stopped, s.Name)
 			}
 			if st.Error != "" {
-				line += "  error: " + st.Error
+				line += "  error: " + sentence(st.Error)
 			}
 			say("%s", line)
 			if lag > 0 || len(st.Partitions) == 0 {
@@ -395,4 +400,27 @@ func watch(ctx context.Context, c client.Client, kc *kafka.Client, specs []*conn
 
 func say(format string, args ...any) {
 	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// samplesToProduce is how many of the want sample records the demo topic
+// still lacks: a demo run again on the same data directory finds the
+// records of the first run there (Kafka keeps them) and produces no more,
+// so running the demo twice does not double the sample.
+func samplesToProduce(ctx context.Context, kc *kafka.Client, want int) (int, error) {
+	if want <= 0 {
+		return 0, nil
+	}
+	bounds, err := kc.Bounds(ctx, demoTopic)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the offsets of topic %s: %w", demoTopic, err)
+	}
+	var have int64
+	for _, b := range bounds {
+		have += b.End
+	}
+	if have >= int64(want) {
+		say("topic %q already holds %d records; producing no more samples", demoTopic, have)
+		return 0, nil
+	}
+	return want - int(have), nil
 }

@@ -3,18 +3,20 @@
 // or JSON with --json.
 //
 //	starter create -f spec.yaml        start connector-<name>
-//	starter list                       connectors and their states
-//	starter status NAME                per-partition progress
+//	starter list                       connectors and their health
+//	starter status NAME [--watch]      per-partition progress
 //	starter pause NAME | resume NAME   signal the connector
 //	starter delete NAME                stop the connector after its in-flight writes (data and offsets stay)
 //	starter ack-data-loss NAME         acknowledge a data-lost partition; the gap is declared
 //	starter offsets get|set|reset NAME partitions' offsets; move a paused connector's (Update set-offsets)
 //	starter update NAME -f|--set       change batch limits, concurrency, tolerance, transforms live (Update update-spec)
 //	starter verify NAME                offset-coverage ledger; exit 1 on gaps or overlaps
+//	starter dlq list|redrive NAME      dead letters by stage and error; re-drive them (Redrive workflow)
 //	starter table show|partitions|rows MaxCompute inspection through the SDK
 //	starter transform test -f spec     run the transform chain on sample records
 //	starter window validate|run|watch  window jobs (seed 003): check a job, load a window now
 //	starter schedule create|list|...   window jobs' Temporal Schedules: create, describe, pause, backfill
+//	starter replay WORKFLOW_ID | -f F  replay a history on this build's workflow code
 //	starter demo                       the whole local stack plus demo connectors
 //
 // Everything here can also be done with the temporal CLI; see package
@@ -28,6 +30,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 )
 
@@ -51,8 +55,8 @@ type command struct {
 
 var commands = []command{
 	{"create", "-f spec.yaml", "validate a spec and start its connector workflow", cmdCreate},
-	{"list", "", "list connectors", cmdList},
-	{"status", "NAME", "show a connector's per-partition progress", cmdStatus},
+	{"list", "", "list connectors with their health: lag (records, seconds), stopped partitions, dead letters", cmdList},
+	{"status", "NAME", "show a connector's per-partition progress (--watch to refresh)", cmdStatus},
 	{"pause", "NAME", "pause a connector after its current batches", cmdPause},
 	{"resume", "NAME", "resume a paused or stopped connector", cmdResume},
 	{"delete", "NAME", "stop a connector after its in-flight writes (sink data and group offsets stay)", cmdDelete},
@@ -60,10 +64,12 @@ var commands = []command{
 	{"offsets", "get|set|reset NAME", "show or move a paused connector's partition offsets (KIP-875)", cmdOffsets},
 	{"update", "NAME -f spec.yaml|--set k=v", "change a running connector's batch, concurrency, errors.tolerance or transforms", cmdUpdate},
 	{"verify", "NAME", "check that the sink's ranges tile [start, committed) exactly", cmdVerify},
+	{"dlq", "list|redrive NAME", "list a connector's dead letters by stage and error; re-drive them", cmdDLQ},
 	{"table", "show|partitions|rows NAME", "inspect a MaxCompute connector's table", cmdTable},
 	{"transform", "test -f spec.yaml", "run a spec's transform chain on sample records and show each step", cmdTransform},
 	{"window", "validate|run|watch ...", "check a window job, load a window (or a span of them) now and follow it", cmdWindow},
 	{"schedule", "create|list|describe|...", "manage window jobs' Temporal Schedules (pause, trigger, backfill, delete)", cmdSchedule},
+	{"replay", "WORKFLOW_ID | -f FILE.json", "replay a workflow history on this build's code; report nondeterminism (exit 1)", cmdReplay},
 	{"demo", "", "run the local stack, produce sample data and start the example connectors", cmdDemo},
 }
 
@@ -92,7 +98,7 @@ func main() {
 			case errors.Is(err, flag.ErrHelp):
 				os.Exit(2)
 			case err != nil:
-				fmt.Fprintln(os.Stderr, "starter "+c.name+": "+err.Error())
+				fmt.Fprintln(os.Stderr, "starter "+c.name+": "+sentence(err.Error()))
 				os.Exit(1)
 			}
 			return
@@ -113,4 +119,30 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// Go type names and SDK wrappers that Temporal puts into error texts: an
+// application error made from a plain Go error has the Go type's name as its
+// type ("wrapError"), and the SDK's wrappers repeat ids.
+var (
+	reGoType     = regexp.MustCompile(`\*?\b(?:fmt\.|errors\.)?(?:wrapErrors?|errorString|joinError)\b(?::\s*)?`)
+	reAppType    = regexp.MustCompile(`\s*\(type: [^,()]*, retryable: (?:true|false)\)`)
+	reActivity   = regexp.MustCompile(`activity error \(type: ([^,()]+)[^()]*\): `)
+	reWorkflow   = regexp.MustCompile(`workflow execution error \(type: ([^,()]+)[^()]*\): `)
+	reChild      = regexp.MustCompile(`child workflow execution error \(type: ([^,()]+)[^()]*\): `)
+	reSpaceColon = regexp.MustCompile(`:\s*:`)
+)
+
+// sentence makes an error text read as a sentence for an operator: without
+// Go type names ("discover: wrapError: …" is "discover: …") and without the
+// SDK's wrappers' ids ("activity error (type: Discover, scheduledEventID:
+// 5, …): …" is "activity Discover: …").
+func sentence(msg string) string {
+	msg = reChild.ReplaceAllString(msg, "child workflow $1: ")
+	msg = reActivity.ReplaceAllString(msg, "activity $1: ")
+	msg = reWorkflow.ReplaceAllString(msg, "workflow $1: ")
+	msg = reAppType.ReplaceAllString(msg, "")
+	msg = reGoType.ReplaceAllString(msg, "")
+	msg = reSpaceColon.ReplaceAllString(msg, ":")
+	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(msg), ":"))
 }

@@ -277,5 +277,5 @@ func TestTableAsksTheWorkflow(t *testing.T) {
 	require.Contains(t, out, "| maxcompute-test-input | 0         | 3      | k3  | v3    | 11-17-2020 15 |\n")
 
 	_, _, err = runTableCmd(append([]string{"show", "no-such-connector"}, tflags...)...)
-	require.ErrorContains(t, err, "no connector no-such-connector (workflow connector-no-such-connector not found)")
+	require.ErrorContains(t, err, "no connector no-such-connector: there is no workflow connector-no-such-connector in this namespace")
 }

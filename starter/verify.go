@@ -153,9 +153,16 @@ func printReport(rep verify.Report, source string) {
 		for _, r := range p.Routed {
 			fmt.Printf("partition %d: routed [%d,%d) to the error-data topic (%d records): %s\n", p.Partition, r.First, r.End, r.Records, r.Note)
 		}
+		if p.Redriven > 0 {
+			fmt.Printf("partition %d: %d records re-driven from the dead-letter topic\n", p.Partition, p.Redriven)
+		}
 		for _, r := range p.Ahead {
 			fmt.Printf("partition %d: ahead [%d,%d) written, offset commit pending (%s)\n", p.Partition, r.First, r.End, r.Object)
 		}
+	}
+	for _, r := range rep.Redriven {
+		fmt.Printf("re-driven: dead letters [%d,%d) of partition %d of the dead-letter topic (from partition %d): %d records (%s)\n",
+			r.First, r.End, r.DeadLetterPartition, r.Partition, r.Records, r.Object)
 	}
 	for _, f := range rep.Foreign {
 		fmt.Printf("FOREIGN OBJECT %s: %s\n", f.Key, f.Reason)

@@ -32,6 +32,7 @@ func main() {
 	memoryLimit := connector.ByteSize(0)
 	flag.Var(&memoryLimit, "memory-limit", "soft memory limit for the Go runtime (default: batch-memory + 128MiB; the GOMEMLIMIT environment variable wins)")
 	flag.IntVar(&cfg.MaxConcurrentActivities, "max-activities", 64, "activities run at once")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", "", `serve Prometheus metrics on this host:port at /metrics, e.g. ":9464" (default: off)`)
 	flag.Parse()
 	cfg.BatchMemory = int64(batchMemory)
 	if os.Getenv("GOMEMLIMIT") == "" {

@@ -64,6 +64,10 @@ type ConnectorInput struct {
 	// DiscoveryInterval is how often the connector looks for new
 	// partitions, e.g. "10s". Optional. Default: 30s. Maximum: 1m.
 	DiscoveryInterval connector.Duration `json:"discoveryInterval,omitempty"`
+	// RefreshInterval is how often the offsets of waiting (paused,
+	// stopped, data-lost) partitions are read again, so their lag stays
+	// true, e.g. "5s". Optional. Default and maximum: 30s.
+	RefreshInterval connector.Duration `json:"refreshInterval,omitempty"`
 }
 
 // NewInput is the input that starts spec's connector.
@@ -216,6 +220,8 @@ type conn struct {
 	discoveryInterval time.Duration
 	cancelDiscovery   workflow.CancelFunc // cancels the discovery in flight
 	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
+	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
+	refreshInterval   time.Duration
 	queued            map[string][]any
 	busy              map[int32]int // activities in flight that write to the sink, per partition
 	settingOffsets    bool          // a set-offsets update is being applied: loops wait
@@ -282,6 +288,10 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 			c.discoveryInterval = defaultDiscoveryInterval
 		}
 	}
+	c.refreshInterval = in.RefreshInterval.D()
+	if c.refreshInterval <= 0 || c.refreshInterval > RefreshInterval {
+		c.refreshInterval = RefreshInterval
+	}
 	if c.st == nil {
 		c.st = &ConnectorState{}
 	} else {
@@ -316,6 +326,8 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		}
 	})
 
+	workflow.Go(ctx, c.publish)
+
 	if err := c.discover(ctx, true); err != nil {
 		return c.finish(ctx, err)
 	}
@@ -340,11 +352,14 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 			c.checkHistory(ctx)
 		}
 	})
+	c.startRefresh(ctx)
 	// Wait on a disconnected context: when the workflow is cancelled the
 	// loops stop planning but finish the writes they have in flight.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	// An update being applied finishes before the run continues as new.
-	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery && workflow.AllHandlersFinished(ctx) }); err != nil {
+	if err := workflow.Await(dctx, func() bool {
+		return c.loops == 0 && !c.discovery && !c.refreshing && workflow.AllHandlersFinished(ctx)
+	}); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -353,7 +368,7 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	// Apply signals that arrived while draining, in order, then carry
 	// everything over.
 	c.applySignals(chans)
-	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: c.specJSON, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval})
+	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: c.specJSON, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval})
 }
 
 // startLoop starts partition loop i unless it runs (a loop retired by a
@@ -594,17 +609,7 @@ func (c *conn) status(ctx workflow.Context) Status {
 		s.Error += c.commitErr
 	}
 	for _, p := range c.st.Partitions {
-		ps := PartitionStatus{PartitionState: *p, State: StateRunning, Lag: max(0, p.HighWatermark-p.Next)}
-		switch {
-		case p.Stopped:
-			ps.State = StateStopped
-		case p.DataLost != nil:
-			ps.State = StateDataLost
-		case c.st.Paused:
-			ps.State = StatePaused
-		case p.FetchErrors >= 3:
-			ps.State = StateError
-		}
+		ps := PartitionStatus{PartitionState: *p, State: partitionState(c.st, p), Lag: max(0, p.HighWatermark-p.Next)}
 		s.Partitions = append(s.Partitions, ps)
 	}
 	return s

@@ -37,4 +37,12 @@
 //
 // where spec.json is {"spec": {...}}. Defaults are filled in by the
 // workflow, so the spec may be as short as the examples in deploy/examples.
+//
+// # Visibility
+//
+// Started with the Keyword search attributes DumpflowConnector,
+// DumpflowTopic, DumpflowSink and DumpflowState (SearchAttributes), a
+// connector keeps DumpflowState at its worst partition state, and its
+// current details (the Web UI, or the __temporal_workflow_metadata query)
+// at a short per-partition table.
 package workflows

@@ -43,6 +43,12 @@ type Object struct {
 	// Epoch is the partition's epoch the object was written in (how many
 	// operator rewinds came before it).
 	Epoch int `json:"epoch,omitempty"`
+	// DeadLetterTopic, DeadLetterPartition and Overrides are set on
+	// re-drive objects (kind redriven): First and End are then offsets of
+	// that dead-letter partition (see RedrivenObjects).
+	DeadLetterTopic     string `json:"deadLetterTopic,omitempty"`
+	DeadLetterPartition int32  `json:"deadLetterPartition,omitempty"`
+	Overrides           string `json:"overrides,omitempty"`
 }
 
 // Listing is what lies under a connector's folder.
@@ -93,7 +99,7 @@ func (s *Sink) list(ctx context.Context, topic string, keep func(p int32, first 
 		for _, o := range res.Objects {
 			m := objectRE.FindStringSubmatch(o.Key)
 			if m == nil {
-				if !strings.Contains(o.Key, ".oss_meta_file_") {
+				if !strings.Contains(o.Key, ".oss_meta_file_") && !redriveRE.MatchString(o.Key) && !overridesRE.MatchString(o.Key) {
 					out.Other = append(out.Other, o.Key)
 				}
 				continue

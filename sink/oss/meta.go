@@ -401,7 +401,15 @@ const (
 	metaTransform = "Dumpflow-Transform"
 	metaFormat    = "Dumpflow-Format"
 	metaEpoch     = "Dumpflow-Epoch"
+	// Re-drive objects (kind redriven): where their dead letters are, and
+	// the hash of the spec changes the re-drive ran with.
+	metaDLTopic     = "Dumpflow-Dlq-Topic"
+	metaDLPartition = "Dumpflow-Dlq-Partition"
+	metaOverrides   = "Dumpflow-Overrides"
 )
+
+// hasBody reports whether objects of kind hold records with a CRC-64.
+func hasBody(kind string) bool { return kind == kindData || kind == sink.KindRedriven }
 
 // objectMeta is what a data or marker object's metadata says.
 type objectMeta struct {
@@ -427,7 +435,13 @@ func (o objectMeta) options() []oss.Option {
 		oss.Meta(metaRecords, strconv.FormatInt(o.records, 10)),
 		oss.Meta(metaKind, o.kind),
 	}
-	if o.kind == kindData {
+	if rd := o.id.Redrive; rd != nil {
+		opts = append(opts, oss.Meta(metaDLTopic, rd.DeadLetterTopic), oss.Meta(metaDLPartition, strconv.Itoa(int(rd.DeadLetterPartition))))
+		if rd.Overrides != "" {
+			opts = append(opts, oss.Meta(metaOverrides, rd.Overrides))
+		}
+	}
+	if hasBody(o.kind) {
 		opts = append(opts, oss.Meta(metaCRC, strconv.FormatUint(o.crc, 10)))
 		if o.parts > 1 {
 			opts = append(opts, oss.Meta(metaPart, fmt.Sprintf("%d/%d", o.part, o.parts)))
@@ -466,7 +480,7 @@ func asciiHeader(s string, n int) string {
 
 func (o objectMeta) String() string {
 	s := fmt.Sprintf("%s [%d,%d) of connector %q", o.kind, o.id.First, o.id.End, o.id.Connector)
-	if o.kind == kindData {
+	if hasBody(o.kind) {
 		s += fmt.Sprintf(", %d records, crc64 %d", o.records, o.crc)
 	}
 	return s
@@ -485,9 +499,9 @@ func (o objectMeta) differs(want objectMeta) string {
 		return "range"
 	case o.part != want.part || o.parts != want.parts:
 		return "part"
-	case o.kind == kindData && o.records != want.records:
+	case hasBody(o.kind) && o.records != want.records:
 		return "record count"
-	case o.kind == kindData && o.crc != want.crc:
+	case hasBody(o.kind) && o.crc != want.crc:
 		return "CRC-64"
 	}
 	return ""
@@ -545,7 +559,14 @@ func parseObjectMeta(key string, h http.Header) (objectMeta, error) {
 	if crc == "" {
 		crc = h.Get(oss.HTTPHeaderOssCRC64)
 	}
-	if o.kind == kindData {
+	if t := get(metaDLTopic); t != "" {
+		n, e := strconv.ParseInt(get(metaDLPartition), 10, 32)
+		if e != nil && err == nil {
+			err = fmt.Errorf("metadata %s=%q is not a partition", metaDLPartition, get(metaDLPartition))
+		}
+		o.id.Redrive = &sink.Redrive{DeadLetterTopic: t, DeadLetterPartition: int32(n), Overrides: get(metaOverrides)}
+	}
+	if hasBody(o.kind) && (o.kind == kindData || o.records > 0) {
 		v, e := strconv.ParseUint(crc, 10, 64)
 		if e != nil && err == nil {
 			err = fmt.Errorf("metadata %s=%q is not a CRC-64", metaCRC, crc)

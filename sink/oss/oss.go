@@ -178,6 +178,9 @@ func (b *batch) Abort(context.Context) {
 // A batch the transform chain filtered whole writes an empty marker object
 // of kind filtered instead, so its offsets stay accounted for.
 func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
+	if b.id.Redrive != nil {
+		return b.commitRedrive(ctx)
+	}
 	defer b.Abort(ctx)
 	id := b.id
 	s := b.s
@@ -473,7 +476,11 @@ func (d *DryBatch) Parts() ([]DryPart, error) {
 		if err := p.enc.Close(); err != nil {
 			return nil, err
 		}
-		out = append(out, DryPart{Key: p.folder + ObjectName(d.b.id) + d.b.s.format.Extension(), Records: p.records, Size: p.buf.Len(), CRC64: p.buf.crc})
+		name := ObjectName(d.b.id)
+		if d.b.id.Redrive != nil {
+			name = RedriveName(d.b.id)
+		}
+		out = append(out, DryPart{Key: p.folder + name + d.b.s.format.Extension(), Records: p.records, Size: p.buf.Len(), CRC64: p.buf.crc})
 	}
 	return out, nil
 }

@@ -133,6 +133,9 @@ func ossLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Curs
 		}
 		out[p] = part
 	}
+	if err := ossRedriven(ctx, s, spec, o, rep, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -69,6 +69,12 @@ type Partition struct {
 	Gone []sink.Range `json:"gone,omitempty"`
 	// Mismatches are ranges whose data does not match Kafka (Deep).
 	Mismatches []Mismatch `json:"mismatches,omitempty"`
+	// Redriven is how many records the sink holds from the partition's
+	// dead letters, re-driven (outside the tiling: their offsets are
+	// covered by the ranges that sent them to the dead-letter topic);
+	// RedrivenChecked how many re-drive ranges Deep replayed.
+	Redriven        int64 `json:"redriven,omitempty"`
+	RedrivenChecked int   `json:"redrivenChecked,omitempty"`
 }
 
 // Marked is a declared gap or routed range.
@@ -104,6 +110,8 @@ type Report struct {
 	OtherConnectors int `json:"otherConnectors,omitempty"`
 	// Other are other keys in the folder (listed, not judged).
 	Other []string `json:"other,omitempty"`
+	// Redriven are the dead-letter ranges re-drives wrote into the sink.
+	Redriven []Redriven `json:"redriven,omitempty"`
 	// Notes are facts worth knowing that do not fail verify.
 	Notes []string `json:"notes,omitempty"`
 	OK    bool     `json:"ok"`

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/metrics"
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/workflows"
 )
@@ -44,9 +46,24 @@ type Config struct {
 	// MaxConcurrentWorkflowTasks caps workflow tasks running at once.
 	// Optional. Default: the SDK's.
 	MaxConcurrentWorkflowTasks int
+	// MetricsAddr is where the worker serves Prometheus metrics
+	// (host:port, path /metrics). Optional. Default: none, no metrics.
+	MetricsAddr string
+	// Metrics is the registry the worker records into. Optional. Default:
+	// a new one when MetricsAddr is set. Run and Dial give its Temporal
+	// handler to the client they dial; RunWithClient's caller does that
+	// for the client it passes (client.Options.MetricsHandler).
+	Metrics *metrics.Metrics
 }
 
-func (c *Config) defaults() {
+func (c *Config) defaults() error {
+	if c.Metrics == nil && c.MetricsAddr != "" {
+		m, err := metrics.New(metrics.Options{})
+		if err != nil {
+			return err
+		}
+		c.Metrics = m
+	}
 	if c.TemporalAddress == "" {
 		c.TemporalAddress = "127.0.0.1:7233"
 	}
@@ -65,6 +82,7 @@ func (c *Config) defaults() {
 	if c.MaxConcurrentActivities == 0 {
 		c.MaxConcurrentActivities = 64
 	}
+	return nil
 }
 
 // DefaultBatchMemory is a worker's default batch memory budget.
@@ -83,6 +101,11 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.RouteRangeName:     acts.RouteRange,
 		activities.DeclareGapName:     acts.DeclareGap,
 		activities.SetOffsetsName:     acts.SetOffsets,
+		activities.RefreshBoundsName:  acts.RefreshBounds,
+
+		activities.RedriveSpecName:  acts.RedriveSpec,
+		activities.PlanRedriveName:  acts.PlanRedrive,
+		activities.RedriveBatchName: acts.RedriveBatch,
 
 		activities.ResolveWindowName:        acts.ResolveWindow,
 		activities.PrepareWindowName:        acts.PrepareWindow,
@@ -102,6 +125,7 @@ func RegisterWorkflows(r interface {
 	r.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
 	r.RegisterWorkflowWithOptions(workflows.WindowLoad, workflow.RegisterOptions{Name: workflows.WindowLoadName})
 	r.RegisterWorkflowWithOptions(workflows.WindowBackfill, workflow.RegisterOptions{Name: workflows.WindowBackfillName})
+	r.RegisterWorkflowWithOptions(workflows.Redrive, workflow.RegisterOptions{Name: workflows.RedriveName})
 }
 
 // Interceptors are the worker interceptors dumpflow's workflows need; a
@@ -112,12 +136,15 @@ func Interceptors() []interceptor.WorkerInterceptor {
 
 // Dial connects a Temporal client per cfg.
 func Dial(ctx context.Context, cfg Config) (client.Client, error) {
-	cfg.defaults()
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.Namespace,
-		Logger:    tlog.NewStructuredLogger(cfg.Logger),
-		Identity:  cfg.Identity,
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.Namespace,
+		Logger:         tlog.NewStructuredLogger(cfg.Logger),
+		Identity:       cfg.Identity,
+		MetricsHandler: cfg.Metrics.TemporalHandler(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.TemporalAddress, cfg.Namespace, err)
@@ -127,7 +154,9 @@ func Dial(ctx context.Context, cfg Config) (client.Client, error) {
 
 // Run runs a worker until ctx is done, then stops it gracefully.
 func Run(ctx context.Context, cfg Config) error {
-	cfg.defaults()
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
 	c, err := Dial(ctx, cfg)
 	if err != nil {
 		return err
@@ -137,13 +166,29 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // RunWithClient runs a worker on an existing client until ctx is done.
+// With cfg.MetricsAddr it serves the worker's metrics there while it runs.
 func RunWithClient(ctx context.Context, c client.Client, cfg Config) error {
-	cfg.defaults()
-	pool := kafka.NewPool()
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	var kopts []kgo.Opt
+	if cfg.Metrics != nil {
+		kopts = append(kopts, kgo.WithHooks(cfg.Metrics.KafkaHooks()))
+	}
+	pool := kafka.NewPool(kopts...)
 	defer pool.Close()
 	acts := activities.New(pool, activities.WithLogger(cfg.Logger), activities.WithTemporalClient(c),
-		activities.WithBudget(sink.NewBudget(cfg.BatchMemory)))
+		activities.WithBudget(sink.NewBudget(cfg.BatchMemory)), activities.WithMetrics(cfg.Metrics))
 	defer acts.Close()
+	if cfg.MetricsAddr != "" {
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		addr, err := cfg.Metrics.Serve(mctx, cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		cfg.Logger.Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
+	}
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		Interceptors:                           Interceptors(),
 		MaxConcurrentActivityExecutionSize:     cfg.MaxConcurrentActivities,
