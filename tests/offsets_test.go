@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/workflows"
@@ -274,4 +278,53 @@ func TestOffsetsSetOnDataLost(t *testing.T) {
 			require.Empty(t, r.Overlaps)
 		})
 	}
+}
+
+var recordUpdates = flag.Bool("record-updates-history", false, "record tests/testdata/connector-oss-updates.history.json (set-offsets and update-spec) from a live run")
+
+// TestRecordUpdatesHistory records, with -record-updates-history, a
+// connector run that takes a set-offsets forward and back and an
+// update-spec before it continues as new; TestReplayRecordedHistories then
+// replays it with every other history (its "set-offsets", "update-spec"
+// and "discovery-interval-30s" markers cover those gates' current branches).
+func TestRecordUpdatesHistory(t *testing.T) {
+	if !*recordUpdates {
+		t.Skip("run with -record-updates-history to record testdata/connector-oss-updates.history.json")
+	}
+	s := newStack(t)
+	s.startWorker()
+	const topic, parts, size = "replay", 2, 64
+	s.createTopic(topic, parts)
+	s.produce2(topic, parts, 0, 600, size)
+	spec := s.ossSpec("replay-updates", topic)
+	spec.Batch.MaxRecords = 100
+	spec.Concurrency = 1
+	s.start(spec, 200)
+	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(600))
+	ctx := context.Background()
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+	s.waitFor(spec.Name, 30*time.Second, "paused", allInState(workflows.StatePaused))
+	s.produce2(topic, parts, 600, 900, size)
+	_, err := s.setOffsets(spec.Name, workflows.SetOffsets{To: "offset", Offset: ptr[int64](700), Partitions: []int32{0}, By: "replay"})
+	require.NoError(t, err)
+	_, err = s.setOffsets(spec.Name, workflows.SetOffsets{To: "offset", Offset: ptr[int64](400), Partitions: []int32{1}, By: "replay"})
+	require.NoError(t, err)
+	changed := *spec
+	changed.Batch.MaxRecords = 50
+	_, err = s.updateSpec(spec.Name, &changed)
+	require.NoError(t, err)
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.waitFor(spec.Name, 2*time.Minute, "caught up after a continue-as-new", func(st workflows.Status) bool {
+		return st.Run > 0 && caughtUp(900)(st)
+	})
+	iter := s.client.GetWorkflowHistory(ctx, spec.WorkflowID(), firstRunID(t, s, spec), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for iter.HasNext() {
+		e, err := iter.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, e)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("testdata", "connector-oss-updates.history.json"), data, 0o644))
 }
