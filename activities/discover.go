@@ -84,7 +84,7 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 				return DiscoverResult{}, classify(fmt.Errorf("resume partition %d: %w", p, err))
 			}
 			if found {
-				ps.Start, ps.Next, ps.Pending, ok = rp.Start, rp.Next, rp.Pending, true
+				ps.Start, ps.Next, ps.Pending, ps.Epoch, ok = rp.Start, rp.Next, rp.Pending, rp.Epoch, true
 				ps.From = "sink"
 				if in.Version < V2 && rp.Pending != nil {
 					// A first-build run cannot finish a pending range with its

@@ -51,7 +51,7 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 		}
 		if p, ok := s.(sink.Preparer); ok && in.Prepared != nil {
 			prep = p
-			id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer}
+			id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer, Epoch: in.Epoch}
 			var parts []string
 			for _, sess := range in.Prepared.Sessions {
 				parts = append(parts, sess.Partition)
@@ -76,7 +76,7 @@ func (a *Activities) RouteRange(ctx context.Context, in RouteRangeInput) (RouteR
 		firstTS time.Time
 		seen    bool
 	)
-	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer}
+	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End, Writer: in.Writer, Epoch: in.Epoch}
 	if rc, ok := s.(sink.RouteChecker); ok {
 		// A write that succeeded although its activity failed: the range is
 		// in the sink, and is not routed too.
@@ -188,7 +188,7 @@ func (a *Activities) DeclareGap(ctx context.Context, in DeclareGapInput) (Declar
 	}
 	if m, ok := s.(sink.Marker); ok {
 		_, err := m.Mark(ctx, sink.Mark{
-			ID:   sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: res.From, End: res.To, Writer: in.Writer},
+			ID:   sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: res.From, End: res.To, Writer: in.Writer, Epoch: in.Epoch},
 			Kind: sink.MarkGap, Reason: shorten("deleted from Kafka before it was dumped; acknowledged by "+in.By, 256), At: time.Now().UTC(),
 		})
 		if err != nil {

@@ -69,6 +69,11 @@ func (c *specCache) get(ref string) (*connector.Spec, bool) {
 	return &cp, true
 }
 
+// SpecUpdateName is the Update that changes a running connector's spec
+// (workflows.UpdateSpec): a run's activities may carry the reference of a
+// spec that came with one, and find it among the run's accepted updates.
+const SpecUpdateName = "update-spec"
+
 // SpecQuery is the workflow query that answers a connector's spec; the
 // workflows package registers it under this name.
 const SpecQuery = "spec"
@@ -149,28 +154,53 @@ func (a *Activities) resolveSpec(ctx context.Context, ref string) (*connector.Sp
 	if err != nil {
 		return nil, fmt.Errorf("read the spec %s from the history of workflow %s: %w", ref, info.WorkflowExecution.ID, err)
 	}
+	s, got, err := specOf(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode the input of workflow %s: %w", info.WorkflowExecution.ID, err)
+	}
+	if got == ref {
+		Remember(s)
+		return s, nil
+	}
+	// A spec changed by an update-spec: it is the input of an accepted
+	// update of the run.
+	updates, err := a.temporal.UpdateInputs(ctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID, SpecUpdateName)
+	if err != nil {
+		return nil, fmt.Errorf("read the spec %s from the updates of workflow %s: %w", ref, info.WorkflowExecution.ID, err)
+	}
+	for _, u := range updates {
+		if us, uref, err := specOf(u); err == nil && uref == ref {
+			Remember(us)
+			return us, nil
+		}
+	}
+	return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("workflow %s was started with spec %s and no update of it carries %s", info.WorkflowExecution.ID, got, ref), "SpecUnavailable", errors.New("stale spec reference"))
+}
+
+// specOf decodes the spec of a workflow input or update-spec payload (both
+// {"spec": ...}) and its reference.
+func specOf(raw []byte) (*connector.Spec, string, error) {
 	var in struct {
 		Spec json.RawMessage `json:"spec"`
 	}
 	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, fmt.Errorf("decode the input of workflow %s: %w", info.WorkflowExecution.ID, err)
+		return nil, "", err
 	}
 	s, err := connector.DecodeLenient(in.Spec)
 	if err != nil {
-		return nil, fmt.Errorf("decode the spec of workflow %s: %w", info.WorkflowExecution.ID, err)
+		return nil, "", err
 	}
 	s.Default()
-	if got := SpecRef(s); got != ref {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("workflow %s was started with spec %s, not %s", info.WorkflowExecution.ID, got, ref), "SpecUnavailable", errors.New("stale spec reference"))
-	}
-	Remember(s)
-	return s, nil
+	return s, SpecRef(s), nil
 }
 
 // temporalClient is what the activities ask of Temporal.
 type temporalClient interface {
 	// StartInput is the JSON input of a workflow run (its first event).
 	StartInput(ctx context.Context, workflowID, runID string) ([]byte, error)
+	// UpdateInputs are the JSON inputs of a run's accepted updates of the
+	// given name, in history order.
+	UpdateInputs(ctx context.Context, workflowID, runID, name string) ([][]byte, error)
 }
 
 // historyClient reads start inputs through a client.Client.
@@ -194,4 +224,26 @@ func (h historyClient) StartInput(ctx context.Context, workflowID, runID string)
 		return nil, err
 	}
 	return raw, nil
+}
+
+func (h historyClient) UpdateInputs(ctx context.Context, workflowID, runID, name string) ([][]byte, error) {
+	it := h.c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var out [][]byte
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, err
+		}
+		attrs := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes()
+		in := attrs.GetAcceptedRequest().GetInput()
+		if attrs == nil || in.GetName() != name || len(in.GetArgs().GetPayloads()) == 0 {
+			continue
+		}
+		var raw json.RawMessage
+		if err := converter.GetDefaultDataConverter().FromPayload(in.GetArgs().GetPayloads()[0], &raw); err != nil {
+			return nil, err
+		}
+		out = append(out, raw)
+	}
+	return out, nil
 }

@@ -75,6 +75,9 @@ type PartitionStart struct {
 	// Pending is a range at Next whose write began before the workflow was
 	// lost: it is finished with the same sessions first.
 	Pending *sink.Pending `json:"pending,omitempty"`
+	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times an
+	// operator rewound its offsets. Optional. Default: 0.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // Cursor is a partition's next offset.
@@ -167,6 +170,9 @@ type PrepareInput struct {
 	Writer string         `json:"writer,omitempty"`
 	// TopicID, when set, is checked: a recreated topic is an error.
 	TopicID string `json:"topicId,omitempty"`
+	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times an
+	// operator rewound its offsets. Optional. Default: 0.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // PrepareResult is the cut range and its sessions, recorded in history.
@@ -197,6 +203,9 @@ type WriteInput struct {
 	// TopicID, when set, is checked before the range is read and before
 	// it is committed: a range is never written from a recreated topic.
 	TopicID string `json:"topicId,omitempty"`
+	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times an
+	// operator rewound its offsets. Optional. Default: 0.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // WriteResult says what was written. End is the exclusive end of the range
@@ -249,6 +258,9 @@ type RouteRangeInput struct {
 	Prepared *sink.Prepared `json:"prepared,omitempty"`
 	// TopicID, when set, is checked before the range is read.
 	TopicID string `json:"topicId,omitempty"`
+	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times an
+	// operator rewound its offsets. Optional. Default: 0.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // RouteRangeResult counts the records routed.
@@ -271,6 +283,9 @@ type DeclareGapInput struct {
 	Writer    string `json:"writer,omitempty"`
 	// By says who acknowledged the loss and how.
 	By string `json:"by"`
+	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times an
+	// operator rewound its offsets. Optional. Default: 0.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // DeclareGapResult is the declared gap [From, To); To is where the

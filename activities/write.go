@@ -64,7 +64,7 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 		end, parts = pl.End, pl.Parts
 		sort.Strings(parts)
 	}
-	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: end, Writer: in.Writer, LegacyNames: in.Version < V2}
+	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: end, Writer: in.Writer, LegacyNames: in.Version < V2, Epoch: in.Epoch}
 	prep, err := p.Prepare(ctx, id, parts, in.Keep)
 	if err != nil {
 		return PrepareResult{}, classify(fmt.Errorf("prepare %s: %w", id, err))
@@ -126,7 +126,7 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 	began := time.Now()
 	mp := partition(spec, in.Partition)
 	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: in.End,
-		Writer: in.Writer, LegacyNames: in.Version < V2}
+		Writer: in.Writer, LegacyNames: in.Version < V2, Epoch: in.Epoch}
 	if in.TopicID != "" {
 		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
 			return WriteResult{}, err

@@ -24,6 +24,6 @@ func (s *Spec) Summary() string {
 // UI's workflow details.
 func (s *Spec) Details() string {
 	return fmt.Sprintf("**Connector** `%s`\n\n- Kafka topic: `%s` (brokers %v, initial position %s)\n- Destination: `%s` (%s)\n- Concurrency: %d partition loops\n\n"+
-		"Operate it with `starter status|pause|resume|delete %s`, or the `status` query and the `pause`, `resume` and `acknowledge-data-loss` signals.",
+		"Operate it with `starter status|pause|resume|offsets|update|delete %s`, or the `status` query, the `pause`, `resume` and `acknowledge-data-loss` signals and the `set-offsets` and `update-spec` updates.",
 		s.Name, s.Kafka.Topic, s.Kafka.Brokers, s.Kafka.InitialPosition, s.Destination(), s.Sink.Type, s.Concurrency, s.Name)
 }

@@ -47,6 +47,12 @@ type BatchID struct {
 	// covers the range's end as well as its first offset). Only batches
 	// planned by connector runs that started under that build set it.
 	LegacyNames bool
+	// Epoch counts the operator rewinds of the partition (offsets set
+	// backwards): a range written again after a rewind is a new epoch's, so
+	// its OSS object has a name of its own and never collides with the
+	// object the earlier epoch wrote from the same offset. 0 until the first
+	// rewind.
+	Epoch int
 	// Redrive, when set, makes the batch a re-drive of dead letters: First
 	// and End are offsets of the dead-letter topic's partition, Partition
 	// the origin partition of every letter in it. Sinks write such a batch
@@ -219,6 +225,9 @@ type ResumePoint struct {
 	// recorded) but is not known to be complete: the connector finishes it
 	// with the same sessions before planning anything new.
 	Pending *Pending `json:"pending,omitempty"`
+	// Epoch is the partition's epoch (BatchID.Epoch): how many times an
+	// operator rewound it.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // Pending is a range whose write began: its cut and sessions.
@@ -239,12 +248,28 @@ const (
 	// MarkRouted is a range sent to the error-data topic under tolerance
 	// continue because it could not be written.
 	MarkRouted = "routed"
+	// MarkSkipped is an operator's forward jump (starter offsets set, the
+	// set-offsets update): [First, End) was skipped on purpose, not lost.
+	// Verify lists it as declared, with who set it and when.
+	MarkSkipped = "skipped"
+	// MarkRewind is an operator's backward jump: [First, End) is written
+	// again from First, in a new epoch (BatchID.Epoch). The sink accepts the
+	// re-written range instead of refusing it as a second writer, and
+	// verify lists its overlap with the earlier epoch's ranges as declared,
+	// not as duplicates. A rewind mark holds no records.
+	MarkRewind = "rewind"
 )
+
+// Declared reports whether kind is a mark an operator declared (a gap,
+// skipped range or rewind) rather than data or a routed range.
+func Declared(kind string) bool {
+	return kind == MarkGap || kind == MarkSkipped || kind == MarkRewind
+}
 
 // Mark is a range the ledger accounts for without the sink holding it.
 type Mark struct {
 	ID      BatchID
-	Kind    string // MarkGap or MarkRouted
+	Kind    string // MarkGap, MarkRouted, MarkSkipped or MarkRewind
 	Records int64  // records routed (MarkRouted)
 	Reason  string // why: the write error, or who acknowledged the loss
 	// FirstTimestamp is the timestamp of the range's first record (zero for

@@ -211,7 +211,7 @@ func printStatusAs(w io.Writer, st workflows.Status, state string) {
 			fmt.Fprintf(w, "partition %d: writing [%d,%d)\n", p.Partition, p.Pending.First, p.Pending.End)
 		}
 		for _, g := range p.Gaps {
-			fmt.Fprintf(w, "partition %d: declared gap [%d,%d), acknowledged by %s at %s\n", p.Partition, g.First, g.End, g.By, g.At.Format(time.RFC3339))
+			fmt.Fprintf(w, "partition %d: %s\n", p.Partition, gapLine(g))
 		}
 		if p.LastError != "" {
 			fmt.Fprintf(w, "partition %d: %s\n", p.Partition, sentence(p.LastError))

@@ -21,6 +21,7 @@ import (
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/deploy/localstack"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/metrics"
 	"github.com/dumpflow/dumpflow/starter/verify"
 	"github.com/dumpflow/dumpflow/workers/runner"
 	"github.com/dumpflow/dumpflow/workflows"
@@ -55,6 +56,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	once := fs.Bool("once", false, "exit once every connector has caught up (for scripts and CI)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: give up after this long")
 	verbose := fs.Bool("v", false, "log every component at debug level")
+	metricsAddr := fs.String("metrics-addr", "", "serve the in-process worker's Prometheus metrics at host:port/metrics (e.g. :9464)")
 	verifyAfter := fs.Bool("verify", false, "with --once: verify every connector's ledger, reading the data (verify --deep), before exiting (exit 1 if not exact)")
 	if _, err := parse(fs, args, 0, "no arguments"); err != nil {
 		return err
@@ -93,7 +95,14 @@ func cmdDemo(ctx context.Context, args []string) error {
 		say("stopped. Run the same command again to resume where it stopped.")
 	}()
 
-	c, err := runner.Dial(ctx, runner.Config{TemporalAddress: st.TemporalAddress, Namespace: st.Namespace, Logger: logger})
+	wcfg := runner.Config{TemporalAddress: st.TemporalAddress, Namespace: st.Namespace, Logger: logger, Identity: "dumpflow-demo-worker", MetricsAddr: *metricsAddr}
+	if *metricsAddr != "" {
+		// One registry for the client (Temporal SDK metrics) and the worker.
+		if wcfg.Metrics, err = metrics.New(metrics.Options{}); err != nil {
+			return err
+		}
+	}
+	c, err := runner.Dial(ctx, wcfg)
 	if err != nil {
 		return err
 	}
@@ -106,7 +115,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := runner.RunWithClient(workerCtx, c, runner.Config{TemporalAddress: st.TemporalAddress, Namespace: st.Namespace, Logger: logger, Identity: "dumpflow-demo-worker"}); err != nil {
+		if err := runner.RunWithClient(workerCtx, c, wcfg); err != nil {
 			say("worker: %v", err)
 		}
 	}()

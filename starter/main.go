@@ -8,6 +8,8 @@
 //	starter pause NAME | resume NAME   signal the connector
 //	starter delete NAME                stop the connector after its in-flight writes (data and offsets stay)
 //	starter ack-data-loss NAME         acknowledge a data-lost partition; the gap is declared
+//	starter offsets get|set|reset NAME partitions' offsets; move a paused connector's (Update set-offsets)
+//	starter update NAME -f|--set       change batch limits, concurrency, tolerance, transforms live (Update update-spec)
 //	starter verify NAME                offset-coverage ledger; exit 1 on gaps or overlaps
 //	starter dlq list|redrive NAME      dead letters by stage and error; re-drive them (Redrive workflow)
 //	starter table show|partitions|rows MaxCompute inspection through the SDK
@@ -59,6 +61,8 @@ var commands = []command{
 	{"resume", "NAME", "resume a paused or stopped connector", cmdResume},
 	{"delete", "NAME", "stop a connector after its in-flight writes (sink data and group offsets stay)", cmdDelete},
 	{"ack-data-loss", "NAME", "acknowledge records deleted before they were dumped; the partition goes on", cmdAckDataLoss},
+	{"offsets", "get|set|reset NAME", "show or move a paused connector's partition offsets (KIP-875)", cmdOffsets},
+	{"update", "NAME -f spec.yaml|--set k=v", "change a running connector's batch, concurrency, errors.tolerance or transforms", cmdUpdate},
 	{"verify", "NAME", "check that the sink's ranges tile [start, committed) exactly", cmdVerify},
 	{"dlq", "list|redrive NAME", "list a connector's dead letters by stage and error; re-drive them", cmdDLQ},
 	{"table", "show|partitions|rows NAME", "inspect a MaxCompute connector's table", cmdTable},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/kafka"
+	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/starter/verify"
 )
 
@@ -134,7 +135,17 @@ func printReport(rep verify.Report, source string) {
 			fmt.Printf("partition %d: MISMATCH [%d,%d) %s: %s\n", p.Partition, m.First, m.End, m.Object, m.Problem)
 		}
 		for _, r := range p.Declared {
-			fmt.Printf("partition %d: declared gap [%d,%d): %s\n", p.Partition, r.First, r.End, r.Note)
+			what := "declared gap"
+			if r.Kind == sink.MarkSkipped {
+				what = "declared skip (offsets set forward)"
+			}
+			fmt.Printf("partition %d: %s [%d,%d): %s\n", p.Partition, what, r.First, r.End, r.Note)
+		}
+		for _, r := range p.Rewinds {
+			fmt.Printf("partition %d: declared rewind (offsets set back) [%d,%d) written again: %s\n", p.Partition, r.First, r.End, r.Note)
+		}
+		for _, r := range p.DeclaredOverlaps {
+			fmt.Printf("partition %d: declared overlap [%d,%d) written twice by a rewind (%s)\n", p.Partition, r.First, r.End, r.Object)
 		}
 		for _, r := range p.Gone {
 			fmt.Printf("partition %d: [%d,%d) not compared: Kafka no longer holds its records (retention)\n", p.Partition, r.First, r.End)

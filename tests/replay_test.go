@@ -67,6 +67,11 @@ var (
 //     markers are "dumpflow-v2", "visibility-state" and "parallel-writes",
 //     so it covers the current branches of those gates. Record another with
 //     -record-connector-history FILE.
+//   - connector-oss-updates.history.json was recorded by h-offsets
+//     (TestRecordUpdatesHistory, -record-updates-history): a run that takes
+//     two set-offsets updates (forward and back) and an update-spec before
+//     it continues as new, so the handlers and the "set-offsets",
+//     "update-spec" and "discovery-interval-30s" gates replay.
 //   - window-*.history.json were recorded from live runs of the window
 //     workflows (a backfill continuing as new, its child load, a load
 //     started by hand under another id and its child that moves the job's

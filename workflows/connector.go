@@ -45,6 +45,12 @@ const DefaultHistoryLimit = 4000
 // for new partitions.
 const maxDiscoveryInterval = time.Minute
 
+// defaultDiscoveryInterval is how often a connector looks for new
+// partitions unless its input says otherwise, so a partition added to a
+// running topic is dumped within a minute (runs started before the
+// discovery-interval-30s version look every minute).
+const defaultDiscoveryInterval = 30 * time.Second
+
 // ConnectorInput is the Connector workflow's single input.
 type ConnectorInput struct {
 	// Spec is the connector spec, as JSON. Required. It is decoded
@@ -56,7 +62,7 @@ type ConnectorInput struct {
 	// HistoryLimit is when a run continues as new. Optional. Default: 4000.
 	HistoryLimit int `json:"historyLimit,omitempty"`
 	// DiscoveryInterval is how often the connector looks for new
-	// partitions, e.g. "30s". Optional. Default and maximum: 1m.
+	// partitions, e.g. "10s". Optional. Default: 30s. Maximum: 1m.
 	DiscoveryInterval connector.Duration `json:"discoveryInterval,omitempty"`
 	// RefreshInterval is how often the offsets of waiting (paused,
 	// stopped, data-lost) partitions are read again, so their lag stays
@@ -136,6 +142,10 @@ type PartitionState struct {
 	Gaps []DeclaredGap `json:"gaps,omitempty"`
 	// FetchErrors counts consecutive plans that failed for this partition.
 	FetchErrors int `json:"fetchErrors,omitempty"`
+	// Epoch counts the operator's rewinds of the partition (set-offsets
+	// backwards): ranges written after one are the new epoch's
+	// (sink.BatchID.Epoch).
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // Pending is a range being written.
@@ -149,12 +159,15 @@ type Pending struct {
 	Poison   *activities.Poison `json:"poison,omitempty"`
 }
 
-// DeclaredGap is a range an operator acknowledged as lost.
+// DeclaredGap is a range an operator acknowledged as lost, skipped
+// (offsets set forward) or rewound (offsets set back: written again).
 type DeclaredGap struct {
 	First int64     `json:"first"`
 	End   int64     `json:"end"`
 	By    string    `json:"by"`
 	At    time.Time `json:"at"`
+	// Kind is gap (empty in older states), skipped or rewind.
+	Kind string `json:"kind,omitempty"`
 }
 
 // AckDataLoss is acknowledge-data-loss's payload. Partition selects one
@@ -210,10 +223,16 @@ type conn struct {
 	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
 	refreshInterval   time.Duration
 	queued            map[string][]any
+	busy              map[int32]int // activities in flight that write to the sink, per partition
+	settingOffsets    bool          // a set-offsets update is being applied: loops wait
+	holding           bool          // an update-spec waits for the batch boundary: loops wait
+	idle              int           // loops waiting at the top of an iteration
+	running           map[int]bool  // the loops running, by index
+	specJSON          []byte        // the spec as the next run starts with it (changed by update-spec)
 }
 
 // Connector runs a connector: it discovers the topic's partitions (and
-// looks for new ones every minute), runs spec.Concurrency partition loops
+// looks for new ones every 30 seconds), runs spec.Concurrency partition loops
 // (fetch-range → [prepare] → write-partition → commit-offset), answers the
 // status and spec queries, obeys pause, resume and acknowledge-data-loss in
 // the order sent, and continues as new well before history grows large. It
@@ -255,13 +274,19 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		limit:   in.HistoryLimit,
 		signals: signalLogOf(ctx),
 		queued:  map[string][]any{},
+		busy:    map[int32]int{},
+		running: map[int]bool{},
 	}
+	c.specJSON = in.Spec
 	if c.limit <= 0 {
 		c.limit = DefaultHistoryLimit
 	}
 	c.discoveryInterval = in.DiscoveryInterval.D()
 	if c.discoveryInterval <= 0 || c.discoveryInterval > maxDiscoveryInterval {
 		c.discoveryInterval = maxDiscoveryInterval
+		if in.DiscoveryInterval.D() <= 0 && workflow.GetVersion(ctx, "discovery-interval-30s", workflow.DefaultVersion, 1) == 1 {
+			c.discoveryInterval = defaultDiscoveryInterval
+		}
 	}
 	c.refreshInterval = in.RefreshInterval.D()
 	if c.refreshInterval <= 0 || c.refreshInterval > RefreshInterval {
@@ -281,6 +306,9 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	}
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QuerySpec, func() (connector.Spec, error) { return c.spec, nil },
 		workflow.QueryHandlerOptions{Description: "The connector spec with defaults filled in."}); err != nil {
+		return err
+	}
+	if err := c.registerUpdates(ctx); err != nil {
 		return err
 	}
 	chans := c.signalChannels(ctx)
@@ -303,12 +331,8 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	if err := c.discover(ctx, true); err != nil {
 		return c.finish(ctx, err)
 	}
-	c.loops = c.spec.Concurrency
 	for i := range c.spec.Concurrency {
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			defer func() { c.loops-- }()
-			c.loop(ctx, i)
-		})
+		c.startLoop(ctx, i)
 	}
 	c.discovery = true
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -332,7 +356,10 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	// Wait on a disconnected context: when the workflow is cancelled the
 	// loops stop planning but finish the writes they have in flight.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	if err := workflow.Await(dctx, func() bool { return c.loops == 0 && !c.discovery && !c.refreshing }); err != nil {
+	// An update being applied finishes before the run continues as new.
+	if err := workflow.Await(dctx, func() bool {
+		return c.loops == 0 && !c.discovery && !c.refreshing && workflow.AllHandlersFinished(ctx)
+	}); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -341,7 +368,21 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	// Apply signals that arrived while draining, in order, then carry
 	// everything over.
 	c.applySignals(chans)
-	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: in.Spec, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval})
+	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: c.specJSON, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval})
+}
+
+// startLoop starts partition loop i unless it runs (a loop retired by a
+// smaller concurrency ends at its next boundary).
+func (c *conn) startLoop(ctx workflow.Context, i int) {
+	if c.running[i] {
+		return
+	}
+	c.running[i] = true
+	c.loops++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { c.loops--; delete(c.running, i) }()
+		c.loop(ctx, i)
+	})
 }
 
 // decodeSpec decodes the input's spec strictly. A first run with an invalid
@@ -508,7 +549,7 @@ func (c *conn) discover(ctx workflow.Context, first bool) error {
 				if slices.Contains(known, ps.Partition) {
 					continue
 				}
-				p := &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1}
+				p := &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1, Epoch: ps.Epoch}
 				if ps.Pending != nil {
 					p.Pending = &Pending{First: ps.Pending.First, End: ps.Pending.End, Sessions: ps.Pending.Sessions, Bytes: ps.Pending.Bytes}
 					for _, s := range ps.Pending.Sessions {

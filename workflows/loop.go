@@ -28,20 +28,26 @@ const fetchErrorPause = 10 * time.Second
 // FetchRanges, recorded in history) and kept in Pending until it is
 // written, routed or the partition is resumed past it.
 func (c *conn) loop(ctx workflow.Context, i int) {
-	flush := c.spec.Batch.FlushInterval.D()
-	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: flush + 5*time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
-			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable", "TopicRecreated", "NoSuchTopic"}},
-	})
 	for {
 		// Await returns nil when its condition already holds, even on a
 		// cancelled context: check the context too, or a cancelled loop with
-		// work at hand would spin without yielding.
-		if err := workflow.Await(ctx, func() bool { return c.draining || (!c.st.Paused && runnable(c.group(i))) }); err != nil || c.draining || ctx.Err() != nil {
+		// work at hand would spin without yielding. The top of an iteration
+		// is the batch boundary where an update-spec takes effect: a loop
+		// past the new concurrency ends there.
+		c.idle++
+		err := workflow.Await(ctx, func() bool {
+			return c.draining || i >= c.spec.Concurrency || (!c.st.Paused && !c.settingOffsets && !c.holding && runnable(c.group(i)))
+		})
+		c.idle--
+		if err != nil || c.draining || ctx.Err() != nil || i >= c.spec.Concurrency {
 			return
 		}
+		fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: c.spec.Batch.FlushInterval.D() + 5*time.Minute,
+			HeartbeatTimeout:    20 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
+				NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable", "TopicRecreated", "NoSuchTopic"}},
+		})
 		group := c.group(i)
 		var moved []activities.Cursor
 		// Ranges already cut are finished first; so are acknowledged losses.
@@ -149,7 +155,7 @@ func (c *conn) planned(p *PartitionState, plan activities.Plan) bool {
 		p.FetchErrors++
 		p.LastError = "fetch: " + plan.Error
 		return false
-	case plan.DataLost != nil:
+	case plan.DataLost != nil && plan.First == p.Next:
 		p.FetchErrors = 0
 		c.dataLost(p, *plan.DataLost)
 		return false
@@ -190,6 +196,8 @@ func (c *conn) park(p *PartitionState, poison *activities.Poison) {
 // cursor; it reports whether the cursor moved. Its activities run on a
 // disconnected context: cancelling the workflow lets them finish.
 func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
+	c.busy[p.Partition]++
+	defer func() { c.busy[p.Partition]-- }()
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	writeCtx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Minute,
@@ -213,7 +221,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 			var prep activities.PrepareResult
 			err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).PrepareWrite, activities.PrepareInput{
 				SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
-				First: pend.First, End: pend.End, Parts: pend.Parts, Keep: liveSessions(pend), Writer: c.writer, SkipAt: p.SkipAt, TopicID: c.st.TopicID,
+				First: pend.First, End: pend.End, Parts: pend.Parts, Keep: liveSessions(pend), Writer: c.writer, SkipAt: p.SkipAt, TopicID: c.st.TopicID, Epoch: p.Epoch,
 			}).Get(ctx, &prep)
 			if err != nil {
 				break
@@ -227,7 +235,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		res = activities.WriteResult{} // a result decodes into it; omitted fields must not survive from an earlier attempt
 		err = workflow.ExecuteActivity(writeCtx, (*activities.Activities).WritePartition, activities.WriteInput{
 			SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
-			First: pend.First, End: pend.End, Prepared: prepared, SkipAt: p.SkipAt, Bytes: pend.Bytes, Writer: c.writer, TopicID: c.st.TopicID,
+			First: pend.First, End: pend.End, Prepared: prepared, SkipAt: p.SkipAt, Bytes: pend.Bytes, Writer: c.writer, TopicID: c.st.TopicID, Epoch: p.Epoch,
 		}).Get(ctx, &res)
 		if err != nil || len(res.Expired) == 0 {
 			break
@@ -380,7 +388,7 @@ func (c *conn) route(ctx workflow.Context, p *PartitionState, cause error) bool 
 	var rr activities.RouteRangeResult
 	err := workflow.ExecuteActivity(routeCtx, (*activities.Activities).RouteRange, activities.RouteRangeInput{
 		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, Partition: p.Partition, Start: p.Start,
-		First: pend.First, End: pend.End, Reason: errMessage(cause), Writer: c.writer, Prepared: prepared, TopicID: c.st.TopicID,
+		First: pend.First, End: pend.End, Reason: errMessage(cause), Writer: c.writer, Prepared: prepared, TopicID: c.st.TopicID, Epoch: p.Epoch,
 	}).Get(ctx, &rr)
 	if err != nil {
 		p.Stopped = true
@@ -399,6 +407,8 @@ func (c *conn) route(ctx workflow.Context, p *PartitionState, cause error) bool 
 // declareGap records the acknowledged loss of a data-lost partition and
 // moves it to the log start.
 func (c *conn) declareGap(ctx workflow.Context, p *PartitionState) {
+	c.busy[p.Partition]++
+	defer func() { c.busy[p.Partition]-- }()
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	actx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
@@ -407,7 +417,7 @@ func (c *conn) declareGap(ctx workflow.Context, p *PartitionState) {
 	})
 	var res activities.DeclareGapResult
 	err := workflow.ExecuteActivity(actx, (*activities.Activities).DeclareGap, activities.DeclareGapInput{
-		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Partition: p.Partition, Start: p.Start, From: p.Next, Writer: c.writer, By: p.AckBy,
+		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Partition: p.Partition, Start: p.Start, From: p.Next, Writer: c.writer, By: p.AckBy, Epoch: p.Epoch,
 	}).Get(ctx, &res)
 	if err != nil {
 		p.LastError = "declare the lost range: " + errMessage(err)

@@ -224,7 +224,28 @@ func parseLedgerRow(rec data.Record) (LedgerEntry, error) {
 // of the entries that stand: an entry is superseded by one written after it
 // from the same first offset (a range retried in new sessions, routed, or
 // declared lost after its intent died uncommitted), as verify reads them.
+//
+// An operator's rewind (kind rewind, [First, End) to be written again)
+// supersedes every entry written before it: the partition continues at the
+// rewind's First, so it stands as an entry ending there, and only entries
+// written after it follow.
 func latest(es []LedgerEntry) (LedgerEntry, bool) {
+	var rewind *LedgerEntry
+	for i, e := range es {
+		if e.Kind == sink.MarkRewind && (rewind == nil || !e.Written.Before(rewind.Written)) {
+			rewind = &es[i]
+		}
+	}
+	if rewind != nil {
+		after := []LedgerEntry{{Connector: rewind.Connector, Topic: rewind.Topic, Partition: rewind.Partition, Start: rewind.Start,
+			First: rewind.First, End: rewind.First, Kind: sink.MarkRewind, Writer: rewind.Writer, Note: rewind.Note, Written: rewind.Written}}
+		for _, e := range es {
+			if e.Written.After(rewind.Written) {
+				after = append(after, e)
+			}
+		}
+		es = after
+	}
 	standing := make(map[int64]LedgerEntry, len(es))
 	for _, e := range es {
 		if cur, ok := standing[e.First]; !ok || !e.Written.Before(cur.Written) {
@@ -345,7 +366,11 @@ func (s *Sink) rangeCommitted(ctx context.Context, e LedgerEntry) (bool, error) 
 // row's sessions never committed: a worker died between the range's intent
 // and its commit, and retention then deleted the range before it was
 // written again. None of its rows is in the table; the gap row, written
-// later from the same offset, supersedes the intent (see latest).
+// later from the same offset, supersedes the intent (see latest). So may
+// an operator's skip (offsets set forward) over such a dead intent.
+//
+// A rewind (offsets set back) goes back over recorded ranges on purpose:
+// it is not checked against them, and supersedes them (see latest).
 func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	if err := s.ensureLedger(ctx); err != nil {
 		return false, err
@@ -353,9 +378,13 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	if _, err := s.ensureTable(ctx); err != nil {
 		return false, err
 	}
-	last, _, err := s.checkWriter(ctx, m.ID)
+	var last LedgerEntry
+	var err error
+	if m.Kind != sink.MarkRewind { // a rewind goes back over recorded ranges on purpose
+		last, _, err = s.checkWriter(ctx, m.ID)
+	}
 	if err != nil {
-		if m.Kind != sink.MarkGap || last.Kind != KindData || last.First != m.ID.First || last.Writer != m.ID.Writer {
+		if m.Kind != sink.MarkGap && m.Kind != sink.MarkSkipped || last.Kind != KindData || last.First != m.ID.First || last.Writer != m.ID.Writer {
 			return false, err
 		}
 		committed, cerr := s.rangeCommitted(ctx, last)

@@ -40,6 +40,9 @@ type Object struct {
 	// through; Format the object's format.
 	Transform string `json:"transform,omitempty"`
 	Format    string `json:"format,omitempty"`
+	// Epoch is the partition's epoch the object was written in (how many
+	// operator rewinds came before it).
+	Epoch int `json:"epoch,omitempty"`
 	// DeadLetterTopic, DeadLetterPartition and Overrides are set on
 	// re-drive objects (kind redriven): First and End are then offsets of
 	// that dead-letter partition (see RedrivenObjects).
@@ -143,7 +146,7 @@ func (s *Sink) list(ctx context.Context, topic string, keep func(p int32, first 
 			srv, _ := strconv.ParseUint(h.Get(oss.HTTPHeaderOssCRC64), 10, 64)
 			objs[i] = &Object{Key: o.Key, Connector: om.id.Connector, Partition: int32(p), Kind: om.kind, Start: om.id.Start,
 				First: om.id.First, End: om.id.End, Records: om.records, Size: o.Size, CRC64: om.crc, ServerCRC64: srv, Writer: om.id.Writer, Note: om.note,
-				Part: om.part, Parts: om.parts, Transform: om.id.Transform, Format: om.format}
+				Part: om.part, Parts: om.parts, Transform: om.id.Transform, Format: om.format, Epoch: om.id.Epoch}
 			return nil
 		})
 	}
@@ -165,6 +168,12 @@ func (s *Sink) list(ctx context.Context, topic string, keep func(p int32, first 
 		}
 		if a.First != b.First {
 			return a.First < b.First
+		}
+		if a.Epoch != b.Epoch {
+			return a.Epoch < b.Epoch
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
 		}
 		return a.Part < b.Part
 	})

@@ -36,6 +36,10 @@ type Meta struct {
 	// in meta objects written by the first build.
 	Writer  string    `json:"writer,omitempty"`
 	Updated time.Time `json:"updated"`
+	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times
+	// an operator rewound it. Objects of earlier epochs from First on are
+	// superseded: a resumed connector does not follow them.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // MetaKey is the key of partition's meta object: seed 000's
@@ -56,7 +60,7 @@ func (s *Sink) legacyMetaKey(topic string, partition int32) string {
 
 func (s *Sink) writeMeta(ctx context.Context, id sink.BatchID, object string, records int64, crc uint64) error {
 	m := Meta{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
-		First: id.First, End: id.End, Object: object, Records: records, CRC64: crc, Writer: id.Writer, Updated: time.Now().UTC()}
+		First: id.First, End: id.End, Object: object, Records: records, CRC64: crc, Writer: id.Writer, Updated: time.Now().UTC(), Epoch: id.Epoch}
 	data, _ := json.MarshalIndent(m, "", "  ")
 	key := s.MetaKey(id.Topic, id.Partition)
 	if err := s.bucket.PutObject(key, bytes.NewReader(data), oss.ContentType("application/json"), oss.WithContext(ctx)); err != nil {
@@ -112,6 +116,8 @@ func (s *Sink) checkWriter(ctx context.Context, id sink.BatchID) error {
 	switch {
 	case m.Connector != id.Connector:
 		return sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s belongs to connector %q, not %q: give each connector its own path", key, m.Connector, id.Connector))
+	case id.Epoch < m.Epoch:
+		return sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s says partition %d was rewound by an operator (epoch %d, at offset %d); batch %s of epoch %d comes from before the rewind", key, id.Partition, m.Epoch, m.First, id, id.Epoch))
 	case m.End <= id.First, m.First == id.First && m.End == id.End:
 		return nil
 	case m.Writer != id.Writer:
@@ -150,17 +156,19 @@ func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partitio
 	}
 	byFirst := map[int64]Object{}
 	for _, o := range listed.Objects {
-		if o.Connector != connectorName {
+		// A rewind marker is no range of the chain; objects of an epoch
+		// before the meta's were superseded by the rewind.
+		if o.Connector != connectorName || o.Kind == sink.MarkRewind || ok && o.Epoch < m.Epoch {
 			continue
 		}
-		if cur, dup := byFirst[o.First]; !dup || cur.End < o.End {
+		if cur, dup := byFirst[o.First]; !dup || cur.Epoch < o.Epoch || cur.Epoch == o.Epoch && cur.End < o.End {
 			byFirst[o.First] = o
 		}
 	}
 	var rp sink.ResumePoint
 	switch {
 	case ok:
-		rp = sink.ResumePoint{Start: m.Start, Next: m.End}
+		rp = sink.ResumePoint{Start: m.Start, Next: m.End, Epoch: m.Epoch}
 	case len(byFirst) == 0:
 		return sink.ResumePoint{}, false, nil
 	default:
@@ -171,6 +179,9 @@ func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partitio
 			if first || f < rp.Next {
 				rp, first = sink.ResumePoint{Start: o.Start, Next: f}, false
 			}
+		}
+		for _, o := range byFirst {
+			rp.Epoch = max(rp.Epoch, o.Epoch)
 		}
 	}
 	var last *Object
@@ -204,6 +215,9 @@ func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partitio
 // records nothing. The meta object then moves past the range.
 func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	id := m.ID
+	if m.Kind == sink.MarkRewind {
+		return false, s.rewind(ctx, m)
+	}
 	if err := s.checkWriter(ctx, id); err != nil {
 		return false, err
 	}
@@ -217,13 +231,43 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 				return written, err
 			}
 		}
-	case sink.MarkGap:
+	case sink.MarkGap, sink.MarkSkipped:
 		folder = s.root(id.Topic, id.Partition)
 	default:
 		return false, fmt.Errorf("mark %s: unknown kind %q", id, m.Kind)
 	}
 	key, err := s.mark(ctx, m, folder)
 	return key == "", err
+}
+
+// rewind records an operator's backward jump: [m.ID.First, m.ID.End) is
+// written again from First in epoch m.ID.Epoch, which must be past the meta
+// object's. The marker object (kind rewind) lists the range for verify; the
+// meta object moves back to First, so the next batch, of the new epoch,
+// passes the writer check and a resumed connector follows the new epoch's
+// objects only.
+func (s *Sink) rewind(ctx context.Context, m sink.Mark) error {
+	id := m.ID
+	meta, ok, err := s.ReadMeta(ctx, id.Topic, id.Partition)
+	if err != nil {
+		return err
+	}
+	key := s.MetaKey(id.Topic, id.Partition)
+	switch {
+	case ok && meta.Connector != id.Connector:
+		return sink.Permanent("ObjectConflict", fmt.Errorf("meta object %s belongs to connector %q, not %q: give each connector its own path", key, meta.Connector, id.Connector))
+	case ok && id.Epoch <= meta.Epoch && !(meta.Epoch == id.Epoch && meta.First == id.First && meta.End == id.First):
+		return sink.Permanent("ObjectConflict", fmt.Errorf("rewind of partition %d to offset %d: its epoch %d is not past the meta object %s's epoch %d", id.Partition, id.First, id.Epoch, key, meta.Epoch))
+	}
+	mk := rewindName(id)
+	obj := objectMeta{id: id, kind: sink.MarkRewind, note: m.Reason, parts: 1}
+	err = s.bucket.PutObject(s.root(id.Topic, id.Partition)+mk, bytes.NewReader(nil), append(obj.options(), oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
+	if err != nil && !isCode(err, "FileAlreadyExists") { // a retry finds its own marker
+		return classify(fmt.Errorf("write rewind marker %s: %w", mk, err))
+	}
+	back := id
+	back.End = id.First
+	return s.writeMeta(ctx, back, s.root(id.Topic, id.Partition)+mk, 0, 0)
 }
 
 // routesByRecord reports whether the path template sends a range's records
@@ -356,6 +400,7 @@ const (
 	metaPart      = "Dumpflow-Part" // "<i>/<n>": the i-th of the range's n objects (routed to n folders)
 	metaTransform = "Dumpflow-Transform"
 	metaFormat    = "Dumpflow-Format"
+	metaEpoch     = "Dumpflow-Epoch"
 	// Re-drive objects (kind redriven): where their dead letters are, and
 	// the hash of the spec changes the re-drive ran with.
 	metaDLTopic     = "Dumpflow-Dlq-Topic"
@@ -410,6 +455,9 @@ func (o objectMeta) options() []oss.Option {
 	}
 	if o.id.Writer != "" {
 		opts = append(opts, oss.Meta(metaWriter, o.id.Writer))
+	}
+	if o.id.Epoch > 0 {
+		opts = append(opts, oss.Meta(metaEpoch, strconv.Itoa(o.id.Epoch)))
 	}
 	if o.note != "" {
 		opts = append(opts, oss.Meta(metaNote, asciiHeader(o.note, 256)))
@@ -488,6 +536,9 @@ func parseObjectMeta(key string, h http.Header) (objectMeta, error) {
 	o.note = get(metaNote)
 	o.id.Transform = get(metaTransform)
 	o.format = get(metaFormat)
+	if e := get(metaEpoch); e != "" {
+		o.id.Epoch = int(num(metaEpoch))
+	}
 	o.parts = 1
 	if pp := get(metaPart); pp != "" {
 		if _, e := fmt.Sscanf(pp, "%d/%d", &o.part, &o.parts); e != nil && err == nil {

@@ -302,6 +302,19 @@ func ObjectName(id sink.BatchID) string {
 	} else {
 		h = sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d", id.Connector, id.Topic, id.Partition, id.First)))
 	}
+	if id.Epoch > 0 {
+		// A range written again after an operator's rewind: a name of its
+		// own, so it never collides with the earlier epoch's object.
+		h = sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00epoch %d", id.Connector, id.Topic, id.Partition, id.First, id.Epoch)))
+	}
+	return fmt.Sprintf("partition_%d_offset_%d_%s", id.Partition, id.First, hex.EncodeToString(h[:4]))
+}
+
+// rewindName is the name of a rewind marker object: named like a data
+// object of its range, with a hash of its own, so neither the earlier
+// epoch's object nor the new epoch's first object collides with it.
+func rewindName(id sink.BatchID) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00rewind %d", id.Connector, id.Topic, id.Partition, id.First, id.Epoch)))
 	return fmt.Sprintf("partition_%d_offset_%d_%s", id.Partition, id.First, hex.EncodeToString(h[:4]))
 }
 

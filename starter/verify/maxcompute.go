@@ -44,6 +44,7 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 	type rowInfo struct {
 		count  int
 		digest uint64
+		one    uint64 // the first row's digest
 	}
 	rows := map[int32]map[int64]*rowInfo{}
 	o.Progress("verify: reading the table's rows")
@@ -67,7 +68,11 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 		}
 		ri.count++
 		if digestable {
-			ri.digest += rowDigest(r.Offset, r.Key, r.Value)
+			d := rowDigest(r.Offset, r.Key, r.Value)
+			ri.digest += d
+			if ri.count == 1 {
+				ri.one = d
+			}
 		}
 		return nil
 	})
@@ -123,9 +128,38 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 	for p := range partitions {
 		part := &Partition{Partition: p, Redriven: red.redriven[p], RedrivenChecked: red.checked[p]}
 		part.Mismatches = append(part.Mismatches, red.mismatches[p]...)
-		eff := effective(entries[p])
+		var rewinds []maxcompute.LedgerEntry
+		var kept []maxcompute.LedgerEntry
+		for _, e := range entries[p] {
+			if e.Kind == sink.MarkRewind {
+				rewinds = append(rewinds, e)
+				part.Rewinds = append(part.Rewinds, Marked{Range: sink.Range{First: e.First, End: e.End}, Kind: e.Kind, Note: e.Note})
+				continue
+			}
+			kept = append(kept, e)
+		}
+		eff := effective(kept, rewinds)
+		// mult is how many data ranges cover an offset: more than one only
+		// where a rewind wrote the offset again, declared.
+		mult := func(off int64) int {
+			n := 0
+			for _, e := range eff {
+				if e.Kind == maxcompute.KindData && e.First <= off && off < e.End {
+					n++
+				}
+			}
+			return max(n, 1)
+		}
 		var ranges []sink.Range
 		inRange := func(off int64) bool {
+			if len(rewinds) > 0 { // the ranges of two epochs overlap
+				for _, e := range eff {
+					if e.First <= off && off < e.End {
+						return true
+					}
+				}
+				return false
+			}
 			i := sort.Search(len(eff), func(i int) bool { return eff[i].End > off })
 			return i < len(eff) && eff[i].First <= off
 		}
@@ -139,8 +173,8 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 			part.Records += int64(ri.count)
 			// A transform function may write several rows from one record:
 			// then each range's row count is checked instead (below).
-			if ri.count > 1 && len(spec.Transforms) == 0 {
-				part.Duplicates += int64(ri.count - 1)
+			if m := mult(off); ri.count > m && len(spec.Transforms) == 0 {
+				part.Duplicates += int64(ri.count - m)
 				part.Overlaps = append(part.Overlaps, sink.Range{First: off, End: off + 1, Object: fmt.Sprintf("row %s[%d]@%d %d times", spec.Kafka.Topic, p, off, ri.count)})
 			}
 			switch {
@@ -169,13 +203,14 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 		for _, e := range eff {
 			ranges = append(ranges, sink.Range{First: e.First, End: e.End, Object: e.Kind + " " + e.Target})
 			switch e.Kind {
-			case sink.MarkGap:
-				part.Declared = append(part.Declared, Marked{Range: sink.Range{First: e.First, End: e.End}, Note: e.Note})
+			case sink.MarkGap, sink.MarkSkipped:
+				part.Declared = append(part.Declared, Marked{Range: sink.Range{First: e.First, End: e.End}, Kind: e.Kind, Note: e.Note})
 			case sink.MarkRouted:
-				part.Routed = append(part.Routed, Marked{Range: sink.Range{First: e.First, End: e.End}, Records: e.Records, Note: e.Note})
+				part.Routed = append(part.Routed, Marked{Range: sink.Range{First: e.First, End: e.End}, Kind: e.Kind, Records: e.Records, Note: e.Note})
 			}
 		}
 		part.Tiling = sink.Tile(c.Start, c.Committed, ranges)
+		part.declareOverlaps()
 		for _, e := range eff {
 			if e.End > c.Committed {
 				continue // not committed yet: its sessions may still be open
@@ -187,9 +222,19 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 			unknown := false
 			for off, ri := range rows[p] {
 				if off >= e.First && off < e.End {
-					n += int64(ri.count) - red.rows[p][off]
-					digest += ri.digest - red.digest[p][off]
+					cnt := int64(ri.count) - red.rows[p][off]
+					dig := ri.digest - red.digest[p][off]
 					unknown = unknown || red.unknown[p][off]
+					// An offset a rewind wrote again holds one row per data
+					// range over it: this range's is one of them, when the
+					// rows are the same.
+					if m := mult(off); m > 1 && cnt == int64(m) && (!digestable || dig == uint64(m)*ri.one) {
+						n++
+						digest += ri.one
+						continue
+					}
+					n += cnt
+					digest += dig
 				}
 			}
 			if unknown {
@@ -203,8 +248,8 @@ func maxComputeLedger(ctx context.Context, spec *connector.Spec, cursors map[int
 			if !o.Deep {
 				continue
 			}
-			if e.Kind == sink.MarkGap {
-				part.Checked++ // the records are gone from Kafka; the gap is declared
+			if e.Kind == sink.MarkGap || e.Kind == sink.MarkSkipped {
+				part.Checked++ // the records are gone from Kafka, or skipped on purpose; declared
 				continue
 			}
 			o.Progress("verify --deep: partition %d %s [%d,%d)", p, e.Kind, e.First, e.End)
@@ -274,21 +319,38 @@ func conversion(ctx context.Context, spec *connector.Spec, creds connector.Crede
 	return s, nil
 }
 
-// effective is the last entry per range start, in offset order: a range
-// recorded again (new sessions after some expired, or routed after its
-// write failed) counts once, as last recorded.
-func effective(es []maxcompute.LedgerEntry) []maxcompute.LedgerEntry {
-	byFirst := map[int64]maxcompute.LedgerEntry{}
+// effective is the last entry per range start within each epoch (the
+// entries between two operator rewinds), in offset order: a range recorded
+// again (new sessions after some expired, or routed after its write
+// failed) counts once, as last recorded; a range a rewind wrote again
+// counts once per epoch.
+func effective(es, rewinds []maxcompute.LedgerEntry) []maxcompute.LedgerEntry {
+	type key struct {
+		epoch int
+		first int64
+	}
+	byFirst := map[key]maxcompute.LedgerEntry{}
 	for _, e := range es {
-		if cur, ok := byFirst[e.First]; !ok || !e.Written.Before(cur.Written) {
-			byFirst[e.First] = e
+		k := key{first: e.First}
+		for _, r := range rewinds {
+			if r.Written.Before(e.Written) {
+				k.epoch++
+			}
+		}
+		if cur, ok := byFirst[k]; !ok || !e.Written.Before(cur.Written) {
+			byFirst[k] = e
 		}
 	}
 	out := make([]maxcompute.LedgerEntry, 0, len(byFirst))
 	for _, e := range byFirst {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].First < out[j].First })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].First != out[j].First {
+			return out[i].First < out[j].First
+		}
+		return out[i].Written.Before(out[j].Written)
+	})
 	return out
 }
 

@@ -81,12 +81,16 @@ func ossLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Curs
 		for _, g := range groups {
 			obj := g[0]
 			r := sink.Range{First: obj.First, End: obj.End, Object: obj.Key}
+			if obj.Kind == sink.MarkRewind {
+				part.Rewinds = append(part.Rewinds, Marked{Range: r, Kind: obj.Kind, Note: obj.Note})
+				continue // no range of data: the ranges written again are
+			}
 			ranges = append(ranges, r)
 			switch obj.Kind {
-			case sink.MarkGap:
-				part.Declared = append(part.Declared, Marked{Range: r, Note: obj.Note})
+			case sink.MarkGap, sink.MarkSkipped:
+				part.Declared = append(part.Declared, Marked{Range: r, Kind: obj.Kind, Note: obj.Note})
 			case sink.MarkRouted:
-				part.Routed = append(part.Routed, Marked{Range: r, Records: obj.Records, Note: obj.Note})
+				part.Routed = append(part.Routed, Marked{Range: r, Kind: obj.Kind, Records: obj.Records, Note: obj.Note})
 			default:
 				for _, x := range g {
 					part.Records += x.Records
@@ -104,9 +108,13 @@ func ossLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Curs
 		}
 		c := cursorFor(cursors, p, objs[0].First)
 		part.Tiling = sink.Tile(c.Start, c.Committed, ranges)
+		part.declareOverlaps()
 		if o.Deep {
 			for _, g := range groups {
 				obj := g[0]
+				if obj.Kind == sink.MarkRewind {
+					continue
+				}
 				r := sink.Range{First: obj.First, End: obj.End, Object: obj.Key}
 				o.Progress("verify --deep: partition %d %s [%d,%d)", p, obj.Kind, obj.First, obj.End)
 				problem, err := deepRange(ctx, s, kc, spec, chain, g, lets)
@@ -136,7 +144,7 @@ func ossLedger(ctx context.Context, spec *connector.Spec, cursors map[int32]Curs
 func groupRanges(objs []oss.Object) [][]oss.Object {
 	var out [][]oss.Object
 	for _, o := range objs {
-		if n := len(out); n > 0 && out[n-1][0].First == o.First && out[n-1][0].Kind == o.Kind {
+		if n := len(out); n > 0 && out[n-1][0].First == o.First && out[n-1][0].Kind == o.Kind && out[n-1][0].Epoch == o.Epoch {
 			out[n-1] = append(out[n-1], o)
 			continue
 		}
@@ -170,8 +178,8 @@ func groupProblem(g []oss.Object) string {
 func deepRange(ctx context.Context, s *oss.Sink, kc *kafka.Client, spec *connector.Spec, chain *transform.Chain, g []oss.Object, lets letters) (string, error) {
 	obj := g[0]
 	switch obj.Kind {
-	case sink.MarkGap:
-		return "", nil // the records are gone from Kafka; the gap is declared
+	case sink.MarkGap, sink.MarkSkipped:
+		return "", nil // the records are gone from Kafka, or skipped on purpose; declared
 	case sink.MarkRouted:
 		missing, total := 0, 0
 		err := kafkaRange(ctx, kc, spec, obj.Partition, obj.First, obj.End, func(r *kgo.Record) {
@@ -196,7 +204,7 @@ func deepRange(ctx context.Context, s *oss.Sink, kc *kafka.Client, spec *connect
 		}
 		defer func() { _ = run.Close(ctx) }()
 	}
-	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: obj.Partition, Start: obj.Start, First: obj.First, End: obj.End, Transform: chain.Hash()}
+	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: obj.Partition, Start: obj.Start, First: obj.First, End: obj.End, Transform: chain.Hash(), Epoch: obj.Epoch}
 	dry := s.DryRun(id)
 	defer dry.Abort(ctx)
 	var problem string

@@ -50,9 +50,16 @@ type Partition struct {
 	// Duplicates counts records present more than once (MaxCompute rows:
 	// count(*) - count(distinct topic, partition, offset)).
 	Duplicates int64 `json:"duplicates"`
-	// Declared are gaps an operator acknowledged: records deleted from
-	// Kafka before they were dumped.
+	// Declared are gaps an operator acknowledged (records deleted from
+	// Kafka before they were dumped, kind gap) and ranges an operator's
+	// forward offset jump skipped (kind skipped, with who set it and when).
 	Declared []Marked `json:"declared,omitempty"`
+	// Rewinds are an operator's backward offset jumps: each range was
+	// written again from its first offset.
+	Rewinds []Marked `json:"rewinds,omitempty"`
+	// DeclaredOverlaps are offsets present twice because a rewind wrote
+	// them again: declared, not duplicates.
+	DeclaredOverlaps []sink.Range `json:"declaredOverlaps,omitempty"`
 	// Routed are ranges sent to the error-data topic.
 	Routed []Marked `json:"routed,omitempty"`
 	// Checked is how many ranges Deep compared with Kafka.
@@ -73,6 +80,8 @@ type Partition struct {
 // Marked is a declared gap or routed range.
 type Marked struct {
 	sink.Range
+	// Kind is gap, skipped, rewind or routed.
+	Kind    string `json:"kind,omitempty"`
 	Records int64  `json:"records,omitempty"`
 	Note    string `json:"note,omitempty"`
 }
@@ -152,6 +161,30 @@ func Run(ctx context.Context, spec *connector.Spec, cursors map[int32]Cursor, op
 	}
 	sort.Slice(rep.Partitions, func(i, j int) bool { return rep.Partitions[i].Partition < rep.Partitions[j].Partition })
 	return rep, nil
+}
+
+// declareOverlaps moves the tiling's overlaps that lie within a rewind's
+// range to DeclaredOverlaps: a rewind writes its range again on purpose.
+func (p *Partition) declareOverlaps() {
+	if len(p.Rewinds) == 0 {
+		return
+	}
+	var left []sink.Range
+	for _, o := range p.Overlaps {
+		declared := false
+		for _, r := range p.Rewinds {
+			if o.First >= r.First && o.End <= r.End {
+				declared = true
+				break
+			}
+		}
+		if declared {
+			p.DeclaredOverlaps = append(p.DeclaredOverlaps, o)
+		} else {
+			left = append(left, o)
+		}
+	}
+	p.Overlaps = left
 }
 
 // cursorFor is the partition's cursor, or — for a partition the sink holds

@@ -100,6 +100,7 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.CommitOffsetsName:  acts.CommitOffsets,
 		activities.RouteRangeName:     acts.RouteRange,
 		activities.DeclareGapName:     acts.DeclareGap,
+		activities.SetOffsetsName:     acts.SetOffsets,
 		activities.RefreshBoundsName:  acts.RefreshBounds,
 
 		activities.RedriveSpecName:    acts.RedriveSpec,
