@@ -98,6 +98,19 @@ func (b *batch) recordRedriveIntent(ctx context.Context) error {
 			return sink.Permanent("ConcurrentRedrive", fmt.Errorf("dead letters [%d,%d) of %s[%d]: another re-drive (%s, %s) wrote dead letters [%d,%d) already; plan again",
 				id.First, id.End, rd.DeadLetterTopic, rd.DeadLetterPartition, e.Writer, e.Written.Format(time.RFC3339), e.First, e.End))
 		}
+		if e.Writer == id.Writer {
+			continue // this re-drive's own row of sessions that expired
+		}
+		// Another re-drive's row whose sessions may still commit: it may
+		// be running now.
+		open, err := b.s.sessionsOpen(ctx, e.Sessions)
+		if err != nil {
+			return err
+		}
+		if open {
+			return sink.Permanent("ConcurrentRedrive", fmt.Errorf("dead letters [%d,%d) of %s[%d]: another re-drive (%s, %s) is writing dead letters [%d,%d), its upload sessions still open; run one re-drive per connector at a time (a stopped one's sessions expire within 24 hours), then plan again",
+				id.First, id.End, rd.DeadLetterTopic, rd.DeadLetterPartition, e.Writer, e.Written.Format(time.RFC3339), e.First, e.End))
+		}
 	}
 	note := RedriveNote{DeadLetterTopic: rd.DeadLetterTopic, Transform: id.Transform, Overrides: rd.Overrides, OverridesSpec: rd.OverridesSpec,
 		Origins: make([][2]int64, 0, len(b.origins))}
@@ -117,9 +130,10 @@ func (b *batch) recordRedriveIntent(ctx context.Context) error {
 		return err
 	}
 	// Another re-drive running now over some of these letters may have
-	// passed the check above at the same time: of two that both append and
-	// then look, the later sees the other's row, so both stop rather than
-	// commit the letters twice (re-plan: the letters are not re-driven).
+	// passed the check above at the same time (its row appended after the
+	// check read): of two that both append and then look, the later sees
+	// the other's row and stops before committing. A row the check saw is
+	// committed or has open sessions (refused above) or can never commit.
 	after, err := b.s.c.ledgerTailAt(ctx, part, id.Connector, id.Topic, id.Partition, 0)
 	if err != nil {
 		return err
@@ -140,6 +154,23 @@ func (b *batch) recordRedriveIntent(ctx context.Context) error {
 			id.First, id.End, rd.DeadLetterTopic, rd.DeadLetterPartition, e.Writer, e.First, e.End))
 	}
 	return nil
+}
+
+// sessionsOpen reports whether some of sessions are open (neither
+// committed nor expired): rows may still be committed into them.
+func (s *Sink) sessionsOpen(ctx context.Context, sessions []sink.Session) (bool, error) {
+	for _, sess := range sessions {
+		done, err := s.sessionState(ctx, sess)
+		switch {
+		case permanentTypeOf(err) == ErrSessionExpired:
+			continue
+		case err != nil:
+			return false, err
+		case !done:
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // standing is the last row per first offset, in offset order.
