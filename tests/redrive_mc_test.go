@@ -416,3 +416,73 @@ func TestRedriveMaxComputeTransformFix(t *testing.T) {
 	require.Equal(t, int64(3), rep.Partitions[0].Redriven)
 	require.Equal(t, 1, rep.Partitions[0].RedrivenChecked)
 }
+
+// TestRedriveMaxComputeConcurrent: another re-drive (a hand-made writer)
+// has recorded its redriven row over a letter and uploaded its rows, but
+// its session is not committed yet (its commits are refused). A re-drive
+// of the same letters is refused before it commits anything
+// (ConcurrentRedrive), and the table holds no re-driven row.
+func TestRedriveMaxComputeConcurrent(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	ctx := context.Background()
+	const topic, table, n, size = "events-cc", "events_cc", 100, 64
+	s.createTopic(topic, 1)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := value(topic, 0, i, size)
+		if i == 30 || i == 60 {
+			v = value(topic, 0, i, 4096)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Value: v, Timestamp: mcxHour(14)}
+	}
+	s.produceRecords(recs)
+	spec := s.mcSpec("events-cc", topic, table)
+	spec.Errors.MaxRecordBytes = 1024
+	require.NoError(t, spec.Validate())
+	s.start(spec, 0)
+	s.waitFor(spec.Name, 2*time.Minute, "all records, two dead letters", func(st workflows.Status) bool {
+		return caughtUp(n)(st) && st.Partitions[0].DeadLetters == 2
+	})
+	fixed := activities.RedriveOverrides{MaxRecordBytes: 8 << 10}
+	rspec, err := fixed.Apply(spec)
+	require.NoError(t, err)
+
+	sk, err := maxcompute.New(spec, s.mcCreds())
+	require.NoError(t, err)
+	plan := activities.RedrivePlan{DeadLetterPartition: 0, First: 0, End: 1, OriginPartition: 0}
+	id := activities.RedriveBatchID(spec, plan, "", fixed.Hash())
+	id.Writer = "another-redrive"
+	pt, err := sk.PartitionOf(&transform.Record{Topic: topic, Offset: 30, Timestamp: mcxHour(14), Value: value(topic, 0, 30, 4096)})
+	require.NoError(t, err)
+	prep, err := sk.Prepare(ctx, id, []string{pt}, nil)
+	require.NoError(t, err)
+	b, err := sk.Begin(ctx, id, prep)
+	require.NoError(t, err)
+	kc, err := kafka.NewClient(kgo.SeedBrokers(s.brokers...))
+	require.NoError(t, err)
+	defer kc.Close()
+	require.NoError(t, kc.ReadRange(ctx, spec.Errors.DeadLetterTopic, 0, plan.First, plan.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
+		_, _, err := activities.RedriveRecord(ctx, rspec, nil, b, plan, r)
+		return true, err
+	}))
+	refuse := s.mcEmu.InjectFault(odpsemu.FlowExceeded(odpsemu.Match{Table: table, Ops: []odpsemu.Op{odpsemu.OpCommitUploadSession}}))
+	_, err = b.Commit(ctx)
+	refuse.Remove()
+	require.Error(t, err, "the other re-drive's commit is refused: its row is recorded, its session open")
+	es, err := maxcompute.ReadRedriveEntries(ctx, spec, s.mcCreds())
+	require.NoError(t, err)
+	require.Len(t, es, 1)
+	require.False(t, es[0].Committed)
+
+	in := workflows.RedriveInput{Connector: spec.Name, Selection: activities.RedriveSelection{All: true}, Overrides: fixed}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	run, err := s.client.ExecuteWorkflow(cctx, client.StartWorkflowOptions{ID: workflows.RedriveWorkflowID(in), TaskQueue: workflows.TaskQueue}, workflows.RedriveName, in)
+	require.NoError(t, err)
+	err = run.Get(cctx, nil)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "its upload sessions still open")
+	l := s.mcLedger(spec)
+	require.Equal(t, int64(n-2), l.Rows, "no re-driven row is committed")
+}
