@@ -30,14 +30,14 @@ func main() {
 	batchMemory := connector.ByteSize(runner.DefaultBatchMemory)
 	flag.Var(&batchMemory, "batch-memory", "bytes of batches (OSS object bodies) the worker buffers at once; more wait")
 	memoryLimit := connector.ByteSize(0)
-	flag.Var(&memoryLimit, "memory-limit", "soft memory limit for the Go runtime (default: batch-memory + 128MiB; the GOMEMLIMIT environment variable wins)")
+	flag.Var(&memoryLimit, "memory-limit", "soft memory limit for the Go runtime (default: batch-memory + 96MiB; the GOMEMLIMIT environment variable wins)")
 	flag.IntVar(&cfg.MaxConcurrentActivities, "max-activities", 64, "activities run at once")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", "", `serve Prometheus metrics on this host:port at /metrics, e.g. ":9464" (default: off)`)
 	flag.Parse()
 	cfg.BatchMemory = int64(batchMemory)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		if memoryLimit == 0 {
-			memoryLimit = batchMemory + 128<<20
+			memoryLimit = batchMemory + 96<<20
 		}
 		// The collector works harder as the heap nears the limit, instead of
 		// letting it grow to twice what is live.

@@ -19,14 +19,15 @@ import (
 )
 
 // memoryBound is the README's bound on a worker's peak resident memory,
-// in bytes. The worker buffers at most its batch memory budget of batch
-// bodies at once (-batch-memory, default 128MiB); its Go runtime has a soft
-// memory limit of that plus 128MiB (-memory-limit) for everything else (the
-// Temporal SDK, Kafka fetch buffers of about 2MiB per partition being
-// read, clients), so the collector keeps the heap under the limit instead
-// of letting it grow to twice what is live. Resident memory outside the
-// Go heap (the binary, stacks) adds a little: the bound is the limit plus
-// 10%.
+// in bytes: (batch memory + 128MiB) x 1.1. The worker buffers at most its
+// batch memory budget of batch bodies at once (-batch-memory, default
+// 128MiB); its Go runtime has a soft memory limit of that plus 96MiB
+// (-memory-limit) for everything else (the Temporal SDK, Kafka fetch
+// buffers of about 2MiB per partition being read, clients), so the
+// collector keeps the runtime's memory under the limit instead of letting
+// the heap grow to twice what is live. The bound leaves 32MiB and 10% above
+// that limit for resident memory the runtime does not count (the binary's
+// text, its data).
 func memoryBound(budget int64) int64 {
 	limit := budget + 128<<20
 	return limit + limit/10
