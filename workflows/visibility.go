@@ -91,9 +91,13 @@ func (c *conn) publish(ctx workflow.Context) {
 	}
 }
 
-// connectorState is the worst state of the connector's partitions.
+// stateRank orders partition states from best to worst.
+var stateRank = map[string]int{StateRunning: 0, StatePaused: 1, StateError: 2, StateStopped: 3, StateDataLost: 4}
+
+// connectorState is the worst state of the connector's partitions. It is
+// evaluated in publish's Await condition, so it allocates nothing.
 func (c *conn) connectorState() string {
-	rank := map[string]int{StateRunning: 0, StatePaused: 1, StateError: 2, StateStopped: 3, StateDataLost: 4}
+	rank := stateRank
 	state := StateRunning
 	if c.st.Paused {
 		state = StatePaused

@@ -194,13 +194,30 @@ func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 		}
 		return sink.Written{Objects: []string{key}}, nil
 	}
+	w, err := b.putParts(ctx, ObjectName(id), kindData)
+	if err != nil {
+		return sink.Written{}, err
+	}
+	first := b.order[0]
+	if err := s.writeMeta(ctx, id, w.Objects[0], w.Records, first.buf.crc); err != nil {
+		return sink.Written{}, err
+	}
+	return w, nil
+}
+
+// putParts encodes and uploads each of the batch's parts as the object
+// name (plus the format's extension) in its folder, with kind in its
+// metadata. An object already there counts only if it holds this very part
+// (sameRange).
+func (b *batch) putParts(ctx context.Context, name, kind string) (sink.Written, error) {
+	id, s := b.id, b.s
 	w := sink.Written{Objects: make([]string, 0, len(b.order))}
 	for i, p := range b.order {
 		if err := p.enc.Close(); err != nil {
 			return sink.Written{}, fmt.Errorf("encode %s: %w", id, err)
 		}
-		key := p.folder + ObjectName(id) + s.format.Extension()
-		obj := objectMeta{id: id, kind: kindData, records: p.records, crc: p.buf.crc, part: i, parts: len(b.order), format: s.format.Name()}
+		key := p.folder + name + s.format.Extension()
+		obj := objectMeta{id: id, kind: kind, records: p.records, crc: p.buf.crc, part: i, parts: len(b.order), format: s.format.Name()}
 		opts := append(obj.options(), oss.ContentType(p.enc.ContentType()))
 		size := p.buf.Len()
 		var err error
@@ -218,10 +235,6 @@ func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 		w.Objects = append(w.Objects, key)
 		w.Records += p.records
 		w.Bytes += size
-	}
-	first := b.order[0]
-	if err := s.writeMeta(ctx, id, w.Objects[0], w.Records, first.buf.crc); err != nil {
-		return sink.Written{}, err
 	}
 	return w, nil
 }

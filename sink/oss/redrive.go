@@ -56,32 +56,7 @@ func (b *batch) commitRedrive(ctx context.Context) (sink.Written, error) {
 		}
 		return sink.Written{Objects: []string{key}}, nil
 	}
-	w := sink.Written{Objects: make([]string, 0, len(b.order))}
-	for i, p := range b.order {
-		if err := p.enc.Close(); err != nil {
-			return sink.Written{}, fmt.Errorf("encode %s: %w", id, err)
-		}
-		key := p.folder + RedriveName(id) + s.format.Extension()
-		obj := objectMeta{id: id, kind: sink.KindRedriven, records: p.records, crc: p.buf.crc, part: i, parts: len(b.order), format: s.format.Name()}
-		opts := append(obj.options(), oss.ContentType(p.enc.ContentType()))
-		size := p.buf.Len()
-		var err error
-		if size > int64(s.spec.PartSize) {
-			err = s.putMultipart(ctx, key, &p.buf, opts)
-		} else {
-			err = s.bucket.PutObject(key, p.buf.reader(0, size), append(opts, oss.ForbidOverWrite(true), oss.WithContext(ctx))...)
-		}
-		if isCode(err, "FileAlreadyExists") {
-			err = s.sameRange(ctx, key, obj)
-		}
-		if err != nil {
-			return sink.Written{}, classify(fmt.Errorf("write %s: %w", key, err))
-		}
-		w.Objects = append(w.Objects, key)
-		w.Records += p.records
-		w.Bytes += size
-	}
-	return w, nil
+	return b.putParts(ctx, RedriveName(id), sink.KindRedriven)
 }
 
 // RedrivenObjects lists the objects re-drive batches wrote under the
