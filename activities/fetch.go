@@ -19,6 +19,12 @@ import (
 // pollInterval is how often FetchRanges re-reads the partitions' offsets.
 const pollInterval = 250 * time.Millisecond
 
+// idleWait is how long a V3 FetchRanges waits for data before it returns
+// empty plans (so the loop's state, and a status query, see fresh offsets
+// at least that often). It stays well under the activity's start-to-close
+// timeout (flush interval + 5 minutes).
+const idleWait = 2 * time.Minute
+
 // cutStallTimeout and cutErrorStallTimeout bound how long a plan's scan
 // waits for a partition that makes no progress (quietly, or with its
 // fetches failing) before it reports the partition's error and the next
@@ -72,8 +78,10 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 		}
 		a.retried(ctx, spec, ps...)
 	}
-	maxRecords := int64(spec.Batch.MaxRecords)
-	deadline := time.Now().Add(spec.Batch.FlushInterval.D())
+	maxOffsets := int64(spec.Batch.MaxRecords) * int64(max(1, in.Batches))
+	start := time.Now()
+	deadline := start.Add(spec.Batch.FlushInterval.D())
+	idle := in.Version >= V3
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	var res FetchRangesResult
@@ -83,16 +91,25 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 			return FetchRangesResult{}, classify(err)
 		}
 		res = FetchRangesResult{}
-		full := false
+		full, data := false, false
 		for _, c := range in.Cursors {
-			p, ready := plan(c, bounds[c.Partition], maxRecords, in.Version)
+			p, ready := plan(c, bounds[c.Partition], int64(spec.Batch.MaxRecords), maxOffsets, in.Version)
 			full = full || ready
+			data = data || p.PlanEnd > p.First || p.Error != "" || p.DataLost != nil
 			res.Plans = append(res.Plans, p)
 			if b, ok := bounds[c.Partition]; ok && b.Err == nil {
 				a.metrics.Observed(partition(spec, c.Partition), c.Next, b.End, "")
 			}
 		}
-		if full || !time.Now().Before(deadline) {
+		if idle && data {
+			// V3: the flush interval runs from the first data seen.
+			idle = false
+			deadline = time.Now().Add(spec.Batch.FlushInterval.D())
+		}
+		if idle && time.Since(start) >= idleWait {
+			break
+		}
+		if full || !idle && !time.Now().Before(deadline) {
 			break
 		}
 		activity.RecordHeartbeat(ctx)
@@ -109,7 +126,8 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 			return FetchRangesResult{}, err
 		}
 	}
-	if in.Version < V2 {
+	if in.Version < V2 || in.Batches > 0 {
+		// V1 writes cut their ranges; V3 uncut plans are cut by their write.
 		return res, nil
 	}
 	s, err := a.sink(ctx, spec)
@@ -156,7 +174,11 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 
 // plan plans one cursor's range from its partition's offsets; ready says
 // the partition should not wait for the flush interval.
-func plan(c Cursor, b kafka.Bounds, maxRecords int64, version int) (Plan, bool) {
+//
+// A plan spans up to maxOffsets offsets (one batch's maxRecords, or V3's
+// several batches) and never passes c.Until when that is set; ready means a
+// full batch (maxRecords) is there.
+func plan(c Cursor, b kafka.Bounds, maxRecords, maxOffsets int64, version int) (Plan, bool) {
 	p := Plan{Partition: c.Partition, First: c.Next, PlanEnd: c.Next, HighWatermark: b.End, LogStart: b.Start, Stable: b.Stable}
 	if version < V2 {
 		if avail := b.End - c.Next; avail > 0 {
@@ -180,9 +202,12 @@ func plan(c Cursor, b kafka.Bounds, maxRecords int64, version int) (Plan, bool) 
 	if b.Stable <= 0 {
 		end = b.End
 	}
+	if c.Until > c.Next {
+		end = min(end, c.Until)
+	}
 	if avail := end - c.Next; avail > 0 {
-		p.PlanEnd = c.Next + min(avail, maxRecords)
-		return p, avail >= maxRecords || c.Backlog
+		p.PlanEnd = c.Next + min(avail, maxOffsets)
+		return p, avail >= maxRecords || c.Backlog || c.Until > 0
 	}
 	return p, false
 }

@@ -28,6 +28,13 @@ const (
 	// before the write), takes the spec by reference, and names objects by
 	// their first offset.
 	V2 = 2
+	// V3 adds, for sinks that buffer their batches (OSS) under tolerance
+	// continue, uncut plans: FetchRanges plans [next, PlanEnd) without
+	// scanning it, and one WritePartition writes it as consecutive batches,
+	// each cut where the V2 scan would have cut it (see WriteInput.Batches).
+	// A V3 FetchRanges also waits for data without returning empty plans
+	// every flush interval (see FetchRangesInput.Version).
+	V3 = 3
 )
 
 // SpecInput is how an activity gets its connector spec: inline (V1), or by
@@ -92,14 +99,25 @@ type Cursor struct {
 	// SkipAt is a poison offset the operator resumed past (V2 plans do not
 	// stop at it), or -1 / 0 when none.
 	SkipAt int64 `json:"skipAt,omitempty"`
+	// Until, when set, caps the plan's end: a V3 range that failed is cut
+	// again (V2) within the bounds it was planned with.
+	Until int64 `json:"until,omitempty"`
 }
 
 // FetchRangesInput asks for the next range of each partition of a loop.
 type FetchRangesInput struct {
 	SpecInput
 	Cursors []Cursor `json:"cursors"`
-	// Version V2 cuts each plan (see Plan.End).
+	// Version V2 cuts each plan (see Plan.End). From V3 a call with no data
+	// past any cursor waits for data (heartbeating) up to IdleWait instead
+	// of returning empty plans at every flush interval, which would fill
+	// history with events that decide nothing: the flush interval runs from
+	// when data is first seen. The workflow cancels the call when it has
+	// something else to do (a pause, a spec update, continue-as-new).
 	Version int `json:"v,omitempty"`
+	// Batches (V3) asks for uncut plans of up to Batches × batch.maxRecords
+	// offsets, written by one V3 WritePartition each; 0 cuts one batch (V2).
+	Batches int `json:"batches,omitempty"`
 	// TopicID, when set, is checked: a recreated topic is an error.
 	TopicID string `json:"topicId,omitempty"`
 }
@@ -206,6 +224,12 @@ type WriteInput struct {
 	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times an
 	// operator rewound its offsets. Optional. Default: 0.
 	Epoch int `json:"epoch,omitempty"`
+	// Batches (V3) is how many batches the write may commit: it writes
+	// [First, PlanEnd) as consecutive batches, each cut as a V2 scan cuts
+	// it (at batch.maxRecords offsets or where its bytes reach
+	// batch.maxBytes), and stops after Batches of them. WriteResult.End
+	// says where it stopped.
+	Batches int `json:"batches,omitempty"`
 }
 
 // WriteResult says what was written. End is the exclusive end of the range
@@ -223,6 +247,12 @@ type WriteResult struct {
 	// (keeping the others) and write it again.
 	Expired   []string `json:"expired,omitempty"`
 	Committed []string `json:"committed,omitempty"`
+	// Batches (V3) is how many batches the write committed. Failed is set
+	// when a batch failed after earlier ones were committed: the result
+	// reports those (End is where they end) and the next write starts
+	// there.
+	Batches int    `json:"batches,omitempty"`
+	Failed  string `json:"failed,omitempty"`
 	// Transform is what each transform step did to the batch's records:
 	// in, out, dropped, failed. Empty without a chain.
 	Transform []transform.StepCounts `json:"transform,omitempty"`

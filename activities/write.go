@@ -115,6 +115,12 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 		res.Stopped = pl.Poison
 		return res, err
 	}
+	if in.Version >= V3 && in.Batches > 0 {
+		if _, prepared := s.(sink.Preparer); !prepared {
+			return a.writeBatches(ctx, kc, spec, s, in)
+		}
+		return WriteResult{}, nonRetryable("InvalidSpec", fmt.Errorf("a V3 write of several batches needs a sink that buffers them (OSS), not %s", spec.Sink.Type))
+	}
 	return a.write(ctx, kc, spec, s, in)
 }
 

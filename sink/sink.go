@@ -106,6 +106,14 @@ type Batch interface {
 	Abort(ctx context.Context)
 }
 
+// Cutter is implemented by batches whose range's end may be set after
+// Begin, before Commit: a write that cuts its range as it reads it (V3)
+// begins a batch knowing only where it starts.
+type Cutter interface {
+	// Cut sets the end of the batch's range (BatchID.End).
+	Cut(end int64)
+}
+
 // Written reports what a Commit wrote. It goes into workflow history, so it
 // holds names and counts, never record bytes.
 type Written struct {

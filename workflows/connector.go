@@ -157,6 +157,9 @@ type Pending struct {
 	Parts    []string           `json:"parts,omitempty"`
 	Sessions []sink.Session     `json:"sessions,omitempty"`
 	Poison   *activities.Poison `json:"poison,omitempty"`
+	// Uncut (V3) says End only bounds the range: one write cuts it into
+	// batches as it reads it (activities.WriteInput.Batches).
+	Uncut bool `json:"uncut,omitempty"`
 }
 
 // DeclaredGap is a range an operator acknowledged as lost, skipped
@@ -220,6 +223,7 @@ type conn struct {
 	discoveryInterval time.Duration
 	cancelDiscovery   workflow.CancelFunc // cancels the discovery in flight
 	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
+	batched           *bool               // the run plans uncut ranges and writes several batches per write (nil: not yet decided)
 	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
 	refreshInterval   time.Duration
 	queued            map[string][]any

@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -28,6 +30,17 @@ const fetchErrorPause = 10 * time.Second
 // FetchRanges, recorded in history) and kept in Pending until it is
 // written, routed or the partition is resumed past it.
 func (c *conn) loop(ctx workflow.Context, i int) {
+	toCommit := map[int32]activities.Cursor{} // moved, not yet committed (batched writes)
+	lastCommit := workflow.Now(ctx)
+	// flush commits what moved; the loop calls it before it returns, so a
+	// cancelled connector's group offsets are where its writes ended.
+	flush := func() {
+		if len(toCommit) > 0 {
+			c.commitMoved(ctx, slices.SortedFunc(maps.Values(toCommit), func(a, b activities.Cursor) int { return cmp.Compare(a.Partition, b.Partition) }))
+			clear(toCommit)
+			lastCommit = workflow.Now(ctx)
+		}
+	}
 	for {
 		// Await returns nil when its condition already holds, even on a
 		// cancelled context: check the context too, or a cancelled loop with
@@ -40,6 +53,7 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 		})
 		c.idle--
 		if err != nil || c.draining || ctx.Err() != nil || i >= c.spec.Concurrency {
+			flush()
 			return
 		}
 		fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -69,36 +83,140 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 		}
 		if len(cursors) > 0 && !c.st.Paused && !c.draining && ctx.Err() == nil {
 			var fetched activities.FetchRangesResult
-			err := workflow.ExecuteActivity(fetchCtx, (*activities.Activities).FetchRanges, activities.FetchRangesInput{
+			in := activities.FetchRangesInput{
 				SpecInput: activities.SpecInput{SpecRef: c.specRef}, Cursors: cursors, Version: activities.V2, TopicID: c.st.TopicID,
-			}).Get(ctx, &fetched)
-			if err != nil {
+			}
+			batched := c.batchedWrites(ctx)
+			if batched {
+				in.Version = activities.V3
+				if c.uncut() {
+					in.Batches = planBatches
+				}
+			}
+			err := c.fetch(ctx, fetchCtx, i, in, batched).Get(ctx, &fetched)
+			switch {
+			case err != nil && batched && temporal.IsCanceledError(err) && ctx.Err() == nil:
+				// Cancelled by the loop's watcher: something else to do.
+			case err != nil:
 				if ctx.Err() != nil {
+					flush()
 					return
 				}
 				c.fetchFailed(group, err)
 				if workflow.Sleep(ctx, fetchErrorPause) != nil {
+					flush()
 					return
 				}
 			}
 			var planned []*PartitionState
 			for _, plan := range fetched.Plans {
-				if p := find(group, plan.Partition); p != nil && c.planned(p, plan) {
+				if p := find(group, plan.Partition); p != nil && c.planned(p, plan, in.Batches > 0) {
 					planned = append(planned, p)
 				}
 			}
 			moved = append(moved, c.writeAll(ctx, planned)...)
 		}
-		if len(moved) > 0 {
-			dctx, _ := workflow.NewDisconnectedContext(ctx)
-			if err := c.commit(dctx, moved); err != nil {
-				c.commitErr = "commit offsets: " + errMessage(err) + " (the sink holds the data and is where a connector resumes; the group offset catches up at the next commit)"
-			} else {
-				c.commitErr = ""
+		if !c.batchedWrites(ctx) {
+			c.commitMoved(ctx, moved)
+		} else {
+			// Group offsets mirror the sink, where a connector resumes: they
+			// are committed when the loop has caught up, or every
+			// commitInterval while it works through a backlog, not after
+			// every write.
+			for _, m := range moved {
+				toCommit[m.Partition] = m
+			}
+			if !behind(group) || workflow.Now(ctx).Sub(lastCommit) >= commitInterval || c.draining {
+				flush()
 			}
 		}
 		c.checkHistory(ctx)
 	}
+}
+
+// Batched writes (V3, gated by versionBatchedWrites).
+const (
+	// planBatches is how many batches' worth of offsets (batch.maxRecords
+	// each) one uncut plan spans; writeBatches how many batches one
+	// WritePartition writes: a backlog costs one FetchRanges per four
+	// writes and one write per eight batches.
+	planBatches  = 32
+	writeBatches = 8
+	// commitInterval is how often a loop working through a backlog
+	// commits its partitions' offsets to the consumer group.
+	commitInterval = 10 * time.Second
+)
+
+// versionBatchedWrites is the GetVersion change id of the runs that plan
+// uncut ranges and write several batches per WritePartition (OSS, tolerance
+// continue), wait in FetchRanges for data instead of returning empty plans
+// every flush interval, and commit group offsets when caught up or every
+// commitInterval: a tenth of the history per GB of the runs before.
+const versionBatchedWrites = "batched-writes"
+
+// batchedWrites reports whether this run uses batched writes (see
+// versionBatchedWrites). The version is decided once per run.
+func (c *conn) batchedWrites(ctx workflow.Context) bool {
+	if c.batched == nil {
+		v := workflow.GetVersion(ctx, versionBatchedWrites, workflow.DefaultVersion, 1) == 1
+		c.batched = &v
+	}
+	return *c.batched
+}
+
+// uncut says the connector's ranges may be planned uncut (V3): its sink
+// buffers batches (OSS) and a failed record goes to the dead-letter topic
+// (a plan under tolerance stop must end before a poison record, and a
+// MaxCompute plan names its destination partitions, so both are cut by a
+// scan).
+func (c *conn) uncut() bool {
+	return c.spec.Sink.Type != connector.SinkMaxCompute && c.spec.Errors.Tolerance != connector.ToleranceStop
+}
+
+// fetch starts the loop's FetchRanges. A batched run's FetchRanges waits
+// for data, so the loop cancels it when it has something else to do: a
+// pause, offsets being set, a spec update (which may also end the loop),
+// continue-as-new.
+func (c *conn) fetch(ctx, fetchCtx workflow.Context, i int, in activities.FetchRangesInput, batched bool) workflow.Future {
+	if !batched {
+		return workflow.ExecuteActivity(fetchCtx, (*activities.Activities).FetchRanges, in)
+	}
+	fctx, cancel := workflow.WithCancel(fetchCtx)
+	f := workflow.ExecuteActivity(fctx, (*activities.Activities).FetchRanges, in)
+	ref := c.specRef
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		_ = workflow.Await(ctx, func() bool {
+			return f.IsReady() || c.draining || c.st.Paused || c.settingOffsets || c.holding || c.specRef != ref || i >= c.spec.Concurrency
+		})
+		if !f.IsReady() {
+			cancel()
+		}
+	})
+	return f
+}
+
+// commitMoved commits the cursors of partitions that moved.
+func (c *conn) commitMoved(ctx workflow.Context, moved []activities.Cursor) {
+	if len(moved) == 0 {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := c.commit(dctx, moved); err != nil {
+		c.commitErr = "commit offsets: " + errMessage(err) + " (the sink holds the data and is where a connector resumes; the group offset catches up at the next commit)"
+	} else {
+		c.commitErr = ""
+	}
+}
+
+// behind says a partition of the group has a backlog: a range in hand or
+// data past its cursor when it was last planned.
+func behind(group []*PartitionState) bool {
+	for _, p := range group {
+		if !p.Stopped && p.DataLost == nil && (p.Pending != nil || p.Backlog) {
+			return true
+		}
+	}
+	return false
 }
 
 func cursor(p *PartitionState) activities.Cursor {
@@ -148,7 +266,9 @@ func (c *conn) fetchFailed(group []*PartitionState, err error) {
 
 // planned takes a partition's plan; it reports whether the partition now
 // has a range to write.
-func (c *conn) planned(p *PartitionState, plan activities.Plan) bool {
+//
+// An uncut plan (V3) becomes an uncut range [First, PlanEnd).
+func (c *conn) planned(p *PartitionState, plan activities.Plan, uncut bool) bool {
 	p.HighWatermark, p.LogStart, p.Stable = plan.HighWatermark, plan.LogStart, plan.Stable
 	switch {
 	case plan.Error != "":
@@ -165,6 +285,14 @@ func (c *conn) planned(p *PartitionState, plan activities.Plan) bool {
 		p.LastError = ""
 	}
 	if p.Next != plan.First || !fetchable(p) || c.st.Paused || c.draining {
+		return false
+	}
+	if uncut {
+		p.Backlog = plan.PlanEnd > plan.First && plan.PlanEnd < plan.HighWatermark
+		if plan.PlanEnd > plan.First {
+			p.Pending = &Pending{First: plan.First, End: plan.PlanEnd, Uncut: true}
+			return true
+		}
 		return false
 	}
 	p.Backlog = plan.PlanEnd > plan.First && plan.End < plan.HighWatermark
@@ -211,6 +339,9 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		},
 	})
 	pend := p.Pending
+	if pend.Uncut {
+		return c.writeUncut(ctx, writeCtx, p)
+	}
 	mc := c.spec.Sink.Type == connector.SinkMaxCompute
 	var (
 		res activities.WriteResult
@@ -301,6 +432,95 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		c.park(p, pend.Poison)
 	}
 	return res.End > pend.First
+}
+
+// writeUncut writes an uncut range (V3): one WritePartition cuts up to
+// writeBatches batches from it as it reads and commits them; what it did
+// not reach stays pending for the next write. A write that failed after
+// committing some batches reports them (WriteResult.Failed) and the next
+// write starts at the failed batch. A write that fails after its retries
+// is handled as a V2 write's failure, after the range it failed on is cut
+// again as a V2 plan would cut it (the same first batch), so that exactly
+// that batch is routed.
+func (c *conn) writeUncut(ctx, writeCtx workflow.Context, p *PartitionState) bool {
+	pend := p.Pending
+	var res activities.WriteResult
+	err := workflow.ExecuteActivity(writeCtx, (*activities.Activities).WritePartition, activities.WriteInput{
+		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V3, Partition: p.Partition, Start: p.Start,
+		First: pend.First, PlanEnd: pend.End, Batches: writeBatches, SkipAt: p.SkipAt, Writer: c.writer, TopicID: c.st.TopicID, Epoch: p.Epoch,
+	}).Get(ctx, &res)
+	if err == nil {
+		p.Next = max(p.Next, res.End)
+		p.Pending = nil
+		if res.End < pend.End && res.Stopped == nil {
+			p.Pending = &Pending{First: res.End, End: pend.End, Uncut: true}
+		}
+		c.addCounts(res.Transform)
+		p.Records += res.Written.Records
+		p.Bytes += res.Written.Bytes
+		p.Objects += int64(len(res.Written.Objects))
+		p.DeadLetters += res.DeadLetters
+		if n := len(res.Written.Objects); n > 0 {
+			p.LastObject = res.Written.Objects[n-1]
+		}
+		if p.SkipAt >= 0 && p.SkipAt < p.Next {
+			p.SkipAt = -1
+		}
+		p.LastError = ""
+		if res.Failed != "" {
+			p.LastError = "write: " + res.Failed + " (retrying from offset " + strconv.FormatInt(res.End, 10) + ")"
+		}
+		if res.Stopped != nil {
+			c.park(p, res.Stopped)
+		}
+		return res.End > pend.First
+	}
+	if errType(err) == "DataLost" {
+		end := pend.First
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.HasDetails() {
+			_ = appErr.Details(&end)
+		}
+		p.Pending = nil
+		c.dataLost(p, sink.Range{First: p.Next, End: max(end, p.Next)})
+		return false
+	}
+	p.LastError = "write: " + errMessage(err)
+	if c.spec.Errors.Tolerance == connector.ToleranceStop || nonRetryable(err) {
+		p.Stopped = true
+		p.LastError += "; fix the cause, then signal resume"
+		return false
+	}
+	// Cut the failed batch as V2 would, within the range's bounds, and
+	// route it.
+	var fetched activities.FetchRangesResult
+	cutCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
+	})
+	ferr := workflow.ExecuteActivity(cutCtx, (*activities.Activities).FetchRanges, activities.FetchRangesInput{
+		SpecInput: activities.SpecInput{SpecRef: c.specRef}, Version: activities.V2, TopicID: c.st.TopicID,
+		Cursors: []activities.Cursor{{Partition: p.Partition, Next: p.Next, Start: p.Start, Backlog: true, SkipAt: p.SkipAt, Until: pend.End}},
+	}).Get(ctx, &fetched)
+	if ferr != nil || len(fetched.Plans) != 1 || fetched.Plans[0].End <= p.Next {
+		// Keep the range; the partition parks until resumed.
+		p.Stopped = true
+		if ferr != nil {
+			p.LastError += "; cutting the failed batch to route it failed too: " + errMessage(ferr)
+		}
+		p.LastError += "; fix the cause, then signal resume"
+		return false
+	}
+	plan := fetched.Plans[0]
+	p.Pending = &Pending{First: plan.First, End: plan.End, Records: plan.Records, Bytes: plan.Bytes}
+	if c.route(ctx, p, err) {
+		if p.Next < pend.End {
+			p.Pending = &Pending{First: p.Next, End: pend.End, Uncut: true}
+		}
+		return true
+	}
+	return false
 }
 
 // writeAll writes the pending ranges of ps and returns the cursors of the

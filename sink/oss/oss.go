@@ -115,6 +115,9 @@ type part struct {
 	records int64
 }
 
+// Cut implements sink.Cutter.
+func (b *batch) Cut(end int64) { b.id.End = end }
+
 func (b *batch) Add(_ context.Context, r *transform.Record) error {
 	if !b.started {
 		b.firstTS, b.started = r.Timestamp, true
