@@ -75,6 +75,7 @@ func (c *Client) topicMetadata(ctx context.Context, topic string) (*kmsg.Metadat
 		if err != nil {
 			return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
 		}
+		c.shared.saw(topic, t.TopicID)
 		return t, nil
 	}
 	return nil, fmt.Errorf("topic %q does not exist: %w", topic, ErrNoTopic)

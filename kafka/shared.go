@@ -33,8 +33,11 @@ const sharedRoundTimeout = 30 * time.Second
 // declared up to) use Bounds, which always asks the cluster and neither
 // reads nor fills the shared answer.
 //
-// An error is not reused: a round that fails fails its waiters, and the
-// next call begins a new round. A caller whose ctx ends stops waiting with
+// An answer is not reused once fresh metadata on this Client (TopicID,
+// Partitions, Bounds) shows the topic with another id: it may be about
+// the topic deleted and recreated under the name. An error is not reused:
+// a round that fails fails its waiters, and the next call begins a new
+// round. A caller whose ctx ends stops waiting with
 // ctx's error; the round goes on for the others, bounded by its own
 // timeout. The map returned is the caller's own copy.
 func (c *Client) SharedBounds(ctx context.Context, topic string) (map[int32]Bounds, error) {
@@ -49,12 +52,32 @@ func (c *Client) SharedBounds(ctx context.Context, topic string) (map[int32]Boun
 	}
 }
 
-// sharedBounds holds the latest SharedBounds round of each topic (an
-// entry per topic ever polled: a worker polls few).
+// sharedBounds holds the latest SharedBounds round of each topic, and the
+// id fresh metadata last gave each topic (an entry per topic: a worker
+// polls few).
 type sharedBounds struct {
 	maxAge time.Duration // 0: SharedBoundsMaxAge (tests set it)
 	mu     sync.Mutex
 	rounds map[string]*boundsRound
+	ids    map[string][16]byte
+}
+
+// saw records the id fresh metadata gave topic. A topic seen with another
+// id than before was deleted and recreated: its round, which may be about
+// the topic it replaced, is not reused (its waiters still get its answer).
+// Every fresh metadata of the topic on the Client goes through here, so a
+// caller that checked the topic's id (as FetchRanges does before it polls)
+// never gets a shared answer about the topic it replaced.
+func (s *sharedBounds) saw(topic string, id [16]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.ids[topic]; ok && old != id {
+		delete(s.rounds, topic)
+	}
+	if s.ids == nil {
+		s.ids = map[string][16]byte{}
+	}
+	s.ids[topic] = id
 }
 
 // boundsRound is one Bounds look-up shared by its callers. bounds and err

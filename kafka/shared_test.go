@@ -197,6 +197,40 @@ func TestSharedBoundsErrorNotReused(t *testing.T) {
 	}
 }
 
+// A shared answer about a topic deleted and recreated is not reused once
+// the caller has checked the topic's id (as FetchRanges does).
+func TestSharedBoundsNotReusedAcrossRecreation(t *testing.T) {
+	brokers, lists := listOffsetsCluster(t, 1, 4, 0)
+	produceTo(t, brokers, 0, 6)
+	c := readClient(t, brokers)
+	c.shared.maxAge = time.Minute
+	ctx := context.Background()
+
+	old, err := c.TopicID(ctx, sharedTopic)
+	if err != nil || old == "" {
+		t.Fatalf("topic id %q, %v", old, err)
+	}
+	if b, err := c.SharedBounds(ctx, sharedTopic); err != nil || b[0].End != 6 {
+		t.Fatalf("before recreation: %v, %v", b, err)
+	}
+	if _, err := c.Admin().DeleteTopic(ctx, sharedTopic); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureTopic(ctx, sharedTopic, 4); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.SharedBounds(ctx, sharedTopic); err != nil || b[0].End != 6 || lists.Load() != listsPerRound {
+		t.Fatalf("before the new id was seen: %v, %v, %d requests; want the old answer, reused", b, err, lists.Load())
+	}
+	id, err := c.TopicID(ctx, sharedTopic)
+	if err != nil || id == old {
+		t.Fatalf("recreated topic id %q, %v; want another than %q", id, err, old)
+	}
+	if b, err := c.SharedBounds(ctx, sharedTopic); err != nil || b[0].End != 0 {
+		t.Fatalf("after the new id was seen: %v, %v; want the new topic's bounds", b, err)
+	}
+}
+
 // TestSharedBoundsRequestRate measures the ListOffsets requests per second
 // of 12 partition loops polling a 256-partition topic on 3 brokers every
 // 250 ms (FetchRanges' poll), each asking Bounds (as before) or
