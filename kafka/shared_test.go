@@ -274,7 +274,10 @@ func TestSharedBoundsRequestRate(t *testing.T) {
 	fresh := rate(c.Bounds)
 	shared := rate(c.SharedBounds)
 	t.Logf("ListOffsets requests/s, %d loops polling a 256-partition topic on 3 brokers every %v: %.0f with Bounds per loop, %.0f with SharedBounds", loops, poll, fresh, shared)
-	if shared > fresh/5 {
-		t.Errorf("shared look-ups made %.0f requests/s, want at most a fifth of %.0f", shared, fresh)
+	// At most one round (3 requests per broker) per max age; the fresh
+	// figure depends on the machine's load (rounds slower than a poll skip
+	// ticks), so it is only logged.
+	if most := 3 * 3 * (duration.Seconds()/SharedBoundsMaxAge.Seconds() + 1) / duration.Seconds(); shared > most {
+		t.Errorf("shared look-ups made %.0f requests/s, want at most %.0f (a round per %v)", shared, most, SharedBoundsMaxAge)
 	}
 }
