@@ -54,6 +54,10 @@ const (
 // or whose cursor is above its high watermark gets Plan.Error; the other
 // partitions are planned as usual.
 //
+// The offsets it polls are the worker's shared look-up (pollBounds): all
+// the loops polling a topic on one worker cost one round of ListOffsets
+// per 200 ms, not one per loop per poll.
+//
 // With in.TopicID set, FetchRanges fails with TopicRecreated when the
 // topic's id is another one; it checks before it polls, before it cuts and
 // after, so no plan or cut of a recreated topic is ever returned.
@@ -86,7 +90,7 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 	defer ticker.Stop()
 	var res FetchRangesResult
 	for {
-		bounds, err := kc.Bounds(ctx, spec.Kafka.Topic)
+		bounds, err := pollBounds(ctx, kc, spec.Kafka.Topic, in.Cursors) // shared by the worker's loops
 		if err != nil {
 			return FetchRangesResult{}, classify(err)
 		}

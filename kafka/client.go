@@ -1,6 +1,7 @@
 // Package kafka owns dumpflow's Kafka I/O through franz-go: clients built
 // from a connector Spec, exact offset-range reads (ReadRange), partition
-// bounds (Bounds: log start, high watermark, last stable offset), offset
+// bounds (Bounds: log start, high watermark, last stable offset; SharedBounds:
+// the same, one look-up per topic shared by a worker's pollers), offset
 // resolution (earliest, latest, committed), group offset commits that mirror
 // a connector's progress, and the dead-letter producer (ProduceDeadLetters,
 // EnsureDeadLetterTopic).
@@ -51,10 +52,11 @@ import (
 // commits and dead-letter produces. Range reads use direct consumers with the
 // same connection options, kept in a small pool between reads.
 type Client struct {
-	opts  []kgo.Opt
-	cl    *kgo.Client
-	admin *kadm.Client
-	reads readerPool // idle ReadRange consumers
+	opts   []kgo.Opt
+	cl     *kgo.Client
+	admin  *kadm.Client
+	reads  readerPool   // idle ReadRange consumers
+	shared sharedBounds // SharedBounds rounds by topic
 
 	dlqMu        sync.Mutex
 	dlqClosed    bool

@@ -75,6 +75,7 @@ func (c *Client) topicMetadata(ctx context.Context, topic string) (*kmsg.Metadat
 		if err != nil {
 			return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
 		}
+		c.shared.saw(topic, t.TopicID)
 		return t, nil
 	}
 	return nil, fmt.Errorf("topic %q does not exist: %w", topic, ErrNoTopic)
@@ -118,6 +119,10 @@ type Bounds struct {
 // topic does not exist (the error wraps ErrNoTopic), the cluster cannot be
 // reached (the error names the brokers), or every partition failed. The map
 // is returned with what is known even then.
+//
+// Bounds always asks the cluster: about three ListOffsets requests per
+// broker. Pollers that ask again soon anyway share one look-up per topic
+// through SharedBounds.
 func (c *Client) Bounds(ctx context.Context, topic string) (map[int32]Bounds, error) {
 	out := map[int32]Bounds{}
 	t, err := c.topicMetadata(ctx, topic)
