@@ -160,16 +160,16 @@ type batchWriter struct {
 
 // filling is a batch being filled or waiting for its commit.
 type filling struct {
-	id      sink.BatchID
-	b       sink.Batch
-	run     *transform.Run
-	held    int64
-	bytes   int64
-	dls     []kafka.DeadLetter
-	dead    int64 // dead letters produced
-	counts  []transform.StepCounts
-	began   time.Time
-	opened  bool
+	id     sink.BatchID
+	b      sink.Batch
+	run    *transform.Run
+	held   int64
+	bytes  int64
+	dls    []kafka.DeadLetter
+	dead   int64 // dead letters produced
+	counts []transform.StepCounts
+	began  time.Time
+	opened bool
 }
 
 func (w *batchWriter) stopped() bool {
