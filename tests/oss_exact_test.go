@@ -217,14 +217,23 @@ func exStopped(p int32, want ...string) func(workflows.Status) bool {
 	}
 }
 
-// TestOSSCutInHistoryBeforeWrite proves the rule "the cut is decided once
-// and recorded in history before the write": it reads the connector's
-// history through the SDK client and checks that every WritePartition input
-// carries an end, and that its [first, end) is exactly a range a
-// FetchRanges result planned (Plan.First, Plan.End) earlier in the same
-// history. batch.maxBytes is small so that cuts end before the plan's end:
-// a write that re-cut its range itself, wrote to PlanEnd, or was scheduled
-// without an end would not match any recorded plan and fail the test.
+// TestOSSCutInHistoryBeforeWrite proves the rule "what a write writes is
+// decided before it, in history": it reads the connector's history through
+// the SDK client. batch.maxBytes is small so that a plan holds many
+// batches.
+//
+//   - A V2 WritePartition input carries an end, and its [first, end) is
+//     exactly a range a FetchRanges result cut earlier in the same history.
+//   - A V3 WritePartition (batched writes, the default since
+//     batched-writes) carries the bounds [first, planEnd) of an uncut plan
+//     recorded earlier (or of what is left of it after the partition's
+//     previous write), and a batch count; it cuts its batches as it reads,
+//     the same way on every attempt. Its result ends inside those bounds,
+//     its batches hold at most batch.maxBytes plus one record each, and the
+//     results tile each partition.
+//
+// A write that wrote past its recorded bounds, or whose ranges overlapped
+// or left holes, fails the test; verify --deep then checks the objects.
 func TestOSSCutInHistoryBeforeWrite(t *testing.T) {
 	s := newStack(t)
 	s.startWorker()
@@ -232,7 +241,7 @@ func TestOSSCutInHistoryBeforeWrite(t *testing.T) {
 	s.createTopic(topic, parts)
 	s.produce(topic, parts, n/2, size, time.Time{})
 	spec := s.ossSpec("cuts-oss", topic)
-	spec.Batch.MaxBytes = 20 << 10 // ~190 records: the byte limit cuts every full plan
+	spec.Batch.MaxBytes = 20 << 10 // ~195 records: the byte limit cuts every full plan
 	s.start(spec, 0)
 	s.produce2(topic, parts, n/2, n, size)
 	s.waitFor(spec.Name, 2*time.Minute, "all records", caughtUp(n))
@@ -242,13 +251,16 @@ func TestOSSCutInHistoryBeforeWrite(t *testing.T) {
 		event int64
 		plan  activities.Plan
 	}
+	type write struct {
+		event int64
+		in    activities.WriteInput
+		res   *activities.WriteResult
+	}
 	dc := converter.GetDefaultDataConverter()
 	scheduled := map[int64]string{} // scheduled event id → activity type
 	var plans []planAt
-	var writes []struct {
-		event int64
-		in    activities.WriteInput
-	}
+	var writes []*write
+	byEvent := map[int64]*write{}
 	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
 		ev, err := iter.Next()
@@ -258,48 +270,70 @@ func TestOSSCutInHistoryBeforeWrite(t *testing.T) {
 			a := ev.GetActivityTaskScheduledEventAttributes()
 			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
 			if a.GetActivityType().GetName() == activities.WritePartitionName {
-				var in activities.WriteInput
-				require.NoError(t, dc.FromPayloads(a.GetInput(), &in))
-				writes = append(writes, struct {
-					event int64
-					in    activities.WriteInput
-				}{ev.GetEventId(), in})
+				w := &write{event: ev.GetEventId()}
+				require.NoError(t, dc.FromPayloads(a.GetInput(), &w.in))
+				writes = append(writes, w)
+				byEvent[ev.GetEventId()] = w
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
 			a := ev.GetActivityTaskCompletedEventAttributes()
-			if scheduled[a.GetScheduledEventId()] != activities.FetchRangesName {
-				continue
-			}
-			var res activities.FetchRangesResult
-			require.NoError(t, dc.FromPayloads(a.GetResult(), &res))
-			for _, p := range res.Plans {
-				plans = append(plans, planAt{ev.GetEventId(), p})
+			switch scheduled[a.GetScheduledEventId()] {
+			case activities.FetchRangesName:
+				var res activities.FetchRangesResult
+				require.NoError(t, dc.FromPayloads(a.GetResult(), &res))
+				for _, p := range res.Plans {
+					plans = append(plans, planAt{ev.GetEventId(), p})
+				}
+			case activities.WritePartitionName:
+				w := byEvent[a.GetScheduledEventId()]
+				w.res = &activities.WriteResult{}
+				require.NoError(t, dc.FromPayloads(a.GetResult(), w.res))
 			}
 		}
 	}
 	require.NotEmpty(t, writes, "the history holds WritePartition activities")
-	cutShort := 0
-	for _, p := range plans {
-		if p.plan.End > p.plan.First && p.plan.End < p.plan.PlanEnd {
-			cutShort++
-		}
-	}
-	require.Positive(t, cutShort, "some plans are cut before their planned end by batch.maxBytes")
 	written := map[int32][]rng{}
+	batches := 0
 	for _, w := range writes {
 		in := w.in
-		require.Equalf(t, activities.V2, in.Version, "WritePartition at event %d is a V2 input", w.event)
-		require.Greaterf(t, in.End, in.First, "WritePartition at event %d of partition %d has no end: %+v", w.event, in.Partition, in)
-		found := false
-		for _, p := range plans {
-			if p.event < w.event && p.plan.Partition == in.Partition && p.plan.First == in.First && p.plan.End == in.End {
-				found = true
-				break
+		require.NotNilf(t, w.res, "WritePartition at event %d completed", w.event)
+		switch in.Version {
+		case activities.V2:
+			require.Greaterf(t, in.End, in.First, "WritePartition at event %d of partition %d has no end: %+v", w.event, in.Partition, in)
+			found := false
+			for _, p := range plans {
+				if p.event < w.event && p.plan.Partition == in.Partition && p.plan.First == in.First && p.plan.End == in.End {
+					found = true
+					break
+				}
 			}
+			require.Truef(t, found, "WritePartition at event %d writes partition %d [%d,%d), which no earlier FetchRanges result cut", w.event, in.Partition, in.First, in.End)
+			require.Equal(t, in.End, w.res.End)
+		case activities.V3:
+			require.Positivef(t, in.Batches, "V3 WritePartition at event %d has a batch count", w.event)
+			found := false
+			for _, p := range plans {
+				if p.event < w.event && p.plan.Partition == in.Partition && p.plan.First <= in.First && p.plan.PlanEnd == in.PlanEnd && p.plan.End == 0 {
+					found = true
+					break
+				}
+			}
+			require.Truef(t, found, "V3 WritePartition at event %d writes partition %d within [%d,%d), bounds no earlier FetchRanges result planned", w.event, in.Partition, in.First, in.PlanEnd)
+			require.Greaterf(t, w.res.End, in.First, "write at event %d moved", w.event)
+			require.LessOrEqualf(t, w.res.End, in.PlanEnd, "write at event %d stayed within its recorded bounds", w.event)
+			require.LessOrEqual(t, w.res.Batches, in.Batches)
+			require.Positive(t, w.res.Batches)
+			// Values of 100 bytes: a batch cut at 20KiB holds at most
+			// 20480/100 + 1 records.
+			t.Logf("write %d: [%d,%d) batches %d records %d bytes %d objects %d", w.event, in.First, w.res.End, w.res.Batches, w.res.Written.Records, w.res.Written.Bytes, len(w.res.Written.Objects))
+			require.LessOrEqualf(t, w.res.Written.Records, int64(w.res.Batches)*(20480/size+1), "write at event %d: its batches are cut at batch.maxBytes", w.event)
+			batches += w.res.Batches
+		default:
+			t.Fatalf("WritePartition at event %d has version %d", w.event, in.Version)
 		}
-		require.Truef(t, found, "WritePartition at event %d writes partition %d [%d,%d), which no earlier FetchRanges result planned", w.event, in.Partition, in.First, in.End)
-		written[in.Partition] = append(written[in.Partition], rng{in.First, in.End})
+		written[in.Partition] = append(written[in.Partition], rng{in.First, w.res.End})
 	}
+	require.Greater(t, batches, len(writes), "batched writes write several batches each")
 	// The writes recorded in history tile each partition.
 	for p := int32(0); p < parts; p++ {
 		next := int64(0)
