@@ -380,14 +380,15 @@ func report(w io.Writer, o options, lcfg limitConfig, rounds []round) {
 	ratio("tuned/limit", tRates, lRates, "")
 	ratio("tuned/baseline", tRates, bRates, "(the old dumpflow/baseline; its target was >= 0.8)")
 	ratio("limit/baseline", lRates, bRates, "")
-	fmt.Fprintf(w, "MB = 10^6 bytes of record values. CPU s: the contender's own over the timed wall: this process for limit and baseline\n")
-	fmt.Fprintf(w, "(which includes kfake serving them and, for limit, the OSS fake storing its objects), the worker process for defaults\n")
-	fmt.Fprintf(w, "and tuned. stack CPU s: this process (kfake, the\n")
-	fmt.Fprintf(w, "Temporal server, the OSS fake) during a dumpflow run; others' CPU s: the rest of the machine meanwhile (for dumpflow,\n")
-	fmt.Fprintf(w, "including the stack). Memory: limit and baseline are this whole process (kfake holding the topic, the idle Temporal\n")
-	fmt.Fprintf(w, "server, the OSS fake), sampled every 20ms, VmHWM at the phase's end; defaults and tuned are the worker process alone,\n")
-	fmt.Fprintf(w, "VmRSS sampled every 20ms over the timed wall and VmHWM its lifetime peak (a fresh process per run).\n\n")
+	fmt.Fprint(w, `MB = 10^6 bytes of record values. CPU s: the contender's own over the timed wall: this process for limit and
+baseline (which includes kfake serving them and, for limit, the OSS fake storing its objects), the worker process for
+defaults and tuned. stack CPU s: this process (kfake, the Temporal server, the OSS fake) during a dumpflow run.
+others' CPU s: the rest of the machine meanwhile (for dumpflow, including the stack). Memory: limit and baseline are
+this whole process (kfake holding the topic, the idle Temporal server, the OSS fake), sampled every 20ms, VmHWM at the
+phase's end; defaults and tuned are the worker process alone, VmRSS sampled every 20ms over the timed wall, VmHWM its
+lifetime peak (a fresh process per run).
 
+`)
 	for i, r := range rounds {
 		fmt.Fprintf(w, "kafka #%d: kfake sent %.1f MB over %d new connections to limit (%.2fx the values), %.1f MB over %d to baseline (%.2fx), %.1f MB over %d to defaults (%.2fx), %.1f MB over %d to tuned (%.2fx)\n",
 			i+1, float64(r.lSent)/1e6, r.lConns, float64(r.lSent)/float64(r.l.Bytes), float64(r.bSent)/1e6, r.bConns, float64(r.bSent)/float64(r.b.Bytes),
