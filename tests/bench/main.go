@@ -100,22 +100,25 @@ type options struct {
 }
 
 func parseFlags() options {
-	o := options{maxBytes: 32 << 20, partSize: 8 << 20, baselineFetch: 8 << 20, limitBatch: 16 << 20, flush: time.Second}
-	flag.IntVar(&o.repeat, "repeat", 3, "measure baseline and dumpflow this many times, alternating, and compare the medians")
+	o := options{maxBytes: 32 << 20, partSize: 8 << 20, baselineFetch: 8 << 20, limitBatch: 16 << 20}
+	flag.IntVar(&o.repeat, "repeat", 3, "measure limit, baseline, dumpflow defaults and dumpflow tuned this many times, alternating, and compare the medians")
 	flag.IntVar(&o.records, "records", 1_000_000, "records to produce and dump")
 	flag.IntVar(&o.size, "size", 512, "bytes per record value")
 	flag.IntVar(&o.partitions, "partitions", 3, "topic partitions")
-	for _, pre := range []string{"tuned-", ""} { // the old names are aliases
-		flag.IntVar(&o.maxRecords, pre+"max-records", 0, "tuned connector batch.maxRecords; 0: tuned-max-bytes / size, so that both limits cut the same batch")
-		flag.Var(byteFlag{&o.maxBytes}, pre+"max-bytes", "tuned connector batch.maxBytes (e.g. 16MiB)")
-		flag.Var(byteFlag{&o.partSize}, pre+"part-size", "tuned connector sink.oss.partSize; batches larger than this use multipart upload")
-		flag.DurationVar(&o.flush, pre+"flush", time.Second, "tuned connector batch.flushInterval (bounds the wait for the last, partial batch)")
-	}
+	flag.IntVar(&o.maxRecords, "tuned-max-records", 0, "tuned connector batch.maxRecords; 0: tuned-max-bytes / size, so that both limits cut the same batch")
+	flag.Var(byteFlag{&o.maxBytes}, "tuned-max-bytes", "tuned connector batch.maxBytes (e.g. 16MiB)")
+	flag.Var(byteFlag{&o.partSize}, "tuned-part-size", "tuned connector sink.oss.partSize; batches larger than this use multipart upload")
+	flag.DurationVar(&o.flush, "tuned-flush", time.Second, "tuned connector batch.flushInterval (bounds the wait for the last, partial batch)")
+	// The old names.
+	flag.IntVar(&o.maxRecords, "max-records", 0, "old name of -tuned-max-records")
+	flag.Var(byteFlag{&o.maxBytes}, "max-bytes", "old name of -tuned-max-bytes")
+	flag.Var(byteFlag{&o.partSize}, "part-size", "old name of -tuned-part-size")
+	flag.DurationVar(&o.flush, "flush", time.Second, "old name of -tuned-flush")
 	flag.IntVar(&o.concurrency, "concurrency", 0, "connector concurrency (1, 2, 3, 6, 12); 0: the connector default for defaults, the smallest allowed value >= partitions for tuned")
 	flag.Var(byteFlag{&o.limitBatch}, "limit-batch", "limit contender's object size (values and newlines)")
 	flag.StringVar(&o.limitProfile, "limit-cpuprofile", "", "write a CPU profile of the first limit phase to this file")
 	flag.IntVar(&o.historyLimit, "history-limit", 0, "events per run before continue-as-new (0: the workflow default)")
-	flag.Var(byteFlag{&o.baselineFetch}, "baseline-fetch", "baseline FetchMaxPartitionBytes (FetchMaxBytes is 4x); 0: franz-go defaults")
+	flag.Var(byteFlag{&o.baselineFetch}, "baseline-fetch", "limit and baseline FetchMaxPartitionBytes (FetchMaxBytes is 4x); 0: franz-go defaults")
 	flag.StringVar(&o.dir, "dir", "", "working directory for Temporal, OSS and baseline files (default: a temporary directory, removed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep -dir's contents after the run")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker process of the first defaults run to this file")
