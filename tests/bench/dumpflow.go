@@ -11,6 +11,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/deploy/localstack"
@@ -240,6 +241,7 @@ func (e *env) waitCommitted(ctx context.Context, spec *connector.Spec, hwm map[i
 type historyStats struct {
 	Runs        int
 	Events      int
+	Bytes       int64                    // proto.Size of every event of every run
 	ByActivity  map[string]int           // activity tasks scheduled, by type
 	ActTime     map[string]time.Duration // scheduled to closed, summed by type
 	WFTasks     int                      // workflow tasks completed
@@ -247,7 +249,8 @@ type historyStats struct {
 }
 
 // countHistory follows the continue-as-new chain from the first run and
-// counts every event of every run, then cross-checks the number of runs
+// counts every event of every run and its size (proto.Size, as
+// GetWorkflowExecutionHistory returns it), then cross-checks the number of runs
 // with ListWorkflow.
 func countHistory(ctx context.Context, c client.Client, id, firstRun string) (historyStats, error) {
 	hs := historyStats{ByActivity: map[string]int{}, ActTime: map[string]time.Duration{}, VisibleRuns: -1}
@@ -272,6 +275,7 @@ func countHistory(ctx context.Context, c client.Client, id, firstRun string) (hi
 				return hs, fmt.Errorf("history of %s/%s: %w", id, run, err)
 			}
 			hs.Events++
+			hs.Bytes += int64(proto.Size(ev))
 			switch ev.GetEventType() {
 			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 				name := ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
