@@ -41,6 +41,18 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			lastCommit = workflow.Now(ctx)
 		}
 	}
+	// settle notes what moved and commits when it is due: group offsets
+	// mirror the sink, where a connector resumes, so a batched run commits
+	// them when the loop has caught up, or every commitInterval while it
+	// works through a backlog, not after every write.
+	settle := func(moved []activities.Cursor) {
+		for _, m := range moved {
+			toCommit[m.Partition] = m
+		}
+		if !behind(c.group(i)) || workflow.Now(ctx).Sub(lastCommit) >= commitInterval || c.draining {
+			flush()
+		}
+	}
 	for {
 		// Await returns nil when its condition already holds, even on a
 		// cancelled context: check the context too, or a cancelled loop with
@@ -75,6 +87,12 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			}
 		}
 		moved = append(moved, c.writeAll(ctx, pending)...)
+		if c.batchedWrites(ctx) {
+			// A batched run's FetchRanges may wait long for data: what
+			// moved is committed before it when it is due.
+			settle(moved)
+			moved = nil
+		}
 		var cursors []activities.Cursor
 		for _, p := range group {
 			if fetchable(p) {
@@ -119,16 +137,7 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 		if !c.batchedWrites(ctx) {
 			c.commitMoved(ctx, moved)
 		} else {
-			// Group offsets mirror the sink, where a connector resumes: they
-			// are committed when the loop has caught up, or every
-			// commitInterval while it works through a backlog, not after
-			// every write.
-			for _, m := range moved {
-				toCommit[m.Partition] = m
-			}
-			if !behind(group) || workflow.Now(ctx).Sub(lastCommit) >= commitInterval || c.draining {
-				flush()
-			}
+			settle(moved)
 		}
 		c.checkHistory(ctx)
 	}
