@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -33,6 +34,7 @@ func main() {
 	flag.Var(&memoryLimit, "memory-limit", "soft memory limit for the Go runtime (default: batch-memory + 96MiB; the GOMEMLIMIT environment variable wins)")
 	flag.IntVar(&cfg.MaxConcurrentActivities, "max-activities", 64, "activities run at once")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", "", `serve Prometheus metrics on this host:port at /metrics, e.g. ":9464" (default: off)`)
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until the worker stops")
 	flag.Parse()
 	cfg.BatchMemory = int64(batchMemory)
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -49,6 +51,17 @@ func main() {
 		log.Fatalf("-log-level %q: want debug, info, warn or error", *level)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatalf("-cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatalf("-cpuprofile: %v", err)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -78,6 +78,7 @@ type options struct {
 	diag                      bool
 	repeat                    int
 	memory                    bool
+	maxcompute                bool
 }
 
 func parseFlags() options {
@@ -103,6 +104,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.diag, "diag", false, "after the measurements, time WritePartition's steps (read, add, commit) outside Temporal")
 	flag.BoolVar(&o.verbose, "v", false, "log the stack's warnings and errors to stderr")
 	flag.BoolVar(&o.memory, "memory", false, "measure a worker process's peak memory instead: -partitions (default 12) partitions, -concurrency loops, connector default batch sizes")
+	flag.BoolVar(&o.maxcompute, "maxcompute", false, "compare a MaxCompute connector at its defaults (worker process) with a raw franz-go + ODPS SDK tunnel writer, against the emulator")
 	flag.Parse()
 	if o.memory {
 		set := map[string]bool{}
@@ -185,6 +187,9 @@ func run(o options) error {
 
 	if o.memory {
 		return runMemory(o, os.Stdout, logger, dir)
+	}
+	if o.maxcompute {
+		return runMaxCompute(o, os.Stdout, logger, dir)
 	}
 	if o.mutexProfile != "" {
 		runtime.SetMutexProfileFraction(1)
