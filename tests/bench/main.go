@@ -25,6 +25,22 @@
 // docs/benchmark.md); the connector's own defaults are -max-bytes 16MiB
 // -max-records 50000 -part-size 8MiB -flush 10s.
 //
+// With -maxcompute it measures the MaxCompute sink instead, against the
+// local stack's emulator (deploy/localstack/odpsemu): the same produced
+// topic is dumped, -repeat rounds alternating, by the limit — a child
+// process with one franz-go client consuming every partition from 0 to its
+// high watermark and writing, through the unmodified ODPS SDK tunnel, one
+// upload session per Kafka partition in 16MiB blocks of the default
+// table's rows (topic, partition, offset, key, value; partition pt of the
+// record's hour in GMT+08:00), committed with all its block ids — and by a
+// MaxCompute connector at the connector's defaults running in a worker
+// process (./workers, with -cpuprofile on the first round), timed from
+// ExecuteWorkflow until every cursor is at its high watermark. The limit's
+// table must hold each offset once; the connector's ledger (starter/verify)
+// must be exact. It prints records/s, MB/s, CPU and peak RSS of each
+// contender's process, the dumpflow/limit ratio of the medians (target
+// >= 0.8), and Temporal history events and bytes per GB.
+//
 // See docs/benchmark.md for results and where the time goes.
 package main
 
