@@ -71,6 +71,8 @@ type limitResult struct {
 	Sessions  int
 	Blocks    int
 	HWM       int64 // the process's VmHWM at the end, bytes
+	// StartupCPU is the process's CPU before the timed part.
+	StartupCPU time.Duration
 }
 
 // mcPhase is one contender's measurement in one round.
@@ -79,6 +81,7 @@ type mcPhase struct {
 	Wall, CPU      time.Duration
 	PeakRSS        int64         // the contender process's, bytes
 	ServerCPU      time.Duration // this process (kfake, the emulator, Temporal) over the wall
+	OthersCPU      time.Duration // the rest of the machine meanwhile (other processes)
 	Sessions       int           // upload sessions committed
 	Blocks         int           // blocks they committed
 }
@@ -238,9 +241,9 @@ func runLimit(self string, cfg limitConfig) (mcPhase, error) {
 	var werr error
 	go func() { werr = cmd.Wait(); close(w.done) }()
 	go w.sample()
-	srv0 := cpuTime()
+	srv0, busy0 := cpuTime(), machineBusy()
 	<-w.done
-	srv := cpuTime() - srv0
+	srv, busy := cpuTime()-srv0, machineBusy()-busy0
 	if werr != nil {
 		return mcPhase{}, fmt.Errorf("limit process: %w", werr)
 	}
@@ -253,7 +256,8 @@ func runLimit(self string, cfg limitConfig) (mcPhase, error) {
 	w.mu.Unlock()
 	// The server CPU is over the child's whole life, a little longer than
 	// its timed wall.
-	return mcPhase{Records: res.Records, Bytes: res.Bytes, Wall: res.Wall, CPU: res.CPU, PeakRSS: peak, ServerCPU: srv, Sessions: res.Sessions, Blocks: res.Blocks}, nil
+	return mcPhase{Records: res.Records, Bytes: res.Bytes, Wall: res.Wall, CPU: res.CPU, PeakRSS: peak, ServerCPU: srv, Sessions: res.Sessions, Blocks: res.Blocks,
+		OthersCPU: max(0, busy-srv-res.CPU-res.StartupCPU)}, nil
 }
 
 // limitChild is the limit contender's process.
@@ -286,6 +290,7 @@ func limitChild(js string) error {
 // commit.
 func limit(ctx context.Context, cfg limitConfig) (limitResult, error) {
 	start, cpu0 := time.Now(), cpuTime()
+	res := limitResult{StartupCPU: cpu0}
 	o := odps.NewOdps(account.NewAliyunAccount(localstack.LocalAccessKeyID, localstack.LocalAccessKeySecret), cfg.Endpoint)
 	o.SetDefaultProjectName(cfg.Project)
 	ins, err := o.ExecSQl(fmt.Sprintf(maxcompute.DefaultDDL, cfg.Table)+";", map[string]string{"odps.namespace.schema": "false"})
@@ -358,7 +363,6 @@ func limit(ctx context.Context, cfg limitConfig) (limitResult, error) {
 	}
 	cl.Close()
 	closeAll()
-	var res limitResult
 	for p, lw := range writers {
 		if lw.err != nil {
 			return res, fmt.Errorf("partition %d: %w", p, lw.err)
@@ -508,7 +512,7 @@ func dumpMaxCompute(ctx context.Context, e *env, bin string, spec *connector.Spe
 	}()
 	time.Sleep(time.Second) // let the worker start and poll
 	w.resetPeak()
-	cpu0, srv0, start := w.cpu(), cpuTime(), time.Now()
+	cpu0, srv0, busy0, start := w.cpu(), cpuTime(), machineBusy(), time.Now()
 	run, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.ConnectorName, workflows.NewInput(spec))
 	if err != nil {
 		return fmt.Errorf("start connector: %w", err)
@@ -525,6 +529,7 @@ func dumpMaxCompute(ctx context.Context, e *env, bin string, spec *connector.Spe
 		time.Sleep(o.poll)
 	}
 	r.dump.Wall, r.dump.CPU, r.dump.ServerCPU = time.Since(start), w.cpu()-cpu0, cpuTime()-srv0
+	r.dump.OthersCPU = max(0, machineBusy()-busy0-r.dump.CPU-r.dump.ServerCPU)
 	r.dump.PeakRSS, _ = w.peak()
 	for _, p := range r.status.Partitions {
 		if p.LastError != "" || p.Stopped || p.DeadLetters > 0 || p.ErrorRecords > 0 {
@@ -623,10 +628,10 @@ func mcReport(w io.Writer, o options, rounds []mcRound) {
 	fmt.Fprintf(w, "dumpflow: worker process, connector defaults: concurrency %d, batch maxRecords %d maxBytes %s flushInterval %s; mode %s format %s partition %s\n\n",
 		spec.Concurrency, spec.Batch.MaxRecords, spec.Batch.MaxBytes, spec.Batch.FlushInterval.D(), spec.Sink.MaxCompute.Mode, spec.Sink.MaxCompute.Format, spec.Sink.MaxCompute.Partition)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\trecords\tMB\twall s\trecords/s\tMB/s\tCPU s\tpeak RSS MiB\tserver CPU s\tsessions\tblocks\t")
+	fmt.Fprintln(tw, "\trecords\tMB\twall s\trecords/s\tMB/s\tCPU s\tpeak RSS MiB\tserver CPU s\tothers' CPU s\tsessions\tblocks\t")
 	row := func(name string, p mcPhase) {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.1f\t%.0f\t%.1f\t%d\t%d\t\n", name, p.Records, float64(p.Bytes)/1e6, p.Wall.Seconds(),
-			float64(p.Records)/p.Wall.Seconds(), float64(p.Bytes)/1e6/p.Wall.Seconds(), p.CPU.Seconds(), mib(p.PeakRSS), p.ServerCPU.Seconds(), p.Sessions, p.Blocks)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.2f\t%.0f\t%.1f\t%.1f\t%.0f\t%.1f\t%.1f\t%d\t%d\t\n", name, p.Records, float64(p.Bytes)/1e6, p.Wall.Seconds(),
+			float64(p.Records)/p.Wall.Seconds(), float64(p.Bytes)/1e6/p.Wall.Seconds(), p.CPU.Seconds(), mib(p.PeakRSS), p.ServerCPU.Seconds(), p.OthersCPU.Seconds(), p.Sessions, p.Blocks)
 	}
 	var lRates, dRates []float64
 	for i, r := range rounds {
@@ -649,7 +654,7 @@ func mcReport(w io.Writer, o options, rounds []mcRound) {
 		median(dRates)/median(lRates), median(dRates), median(lRates), strings.Join(per, " "))
 	fmt.Fprintf(w, "MB = 10^6 bytes of record values. CPU s and peak RSS (VmRSS sampled every 20ms) are the contender's own process: the limit's child\n")
 	fmt.Fprintf(w, "process, the dumpflow worker process. Server CPU s is the bench process (kfake, the MaxCompute emulator, Temporal) meanwhile\n")
-	fmt.Fprintf(w, "(for the limit over the child's whole life). Sessions and blocks committed: dumpflow's are read from its ledger's sessions.\n\n")
+	fmt.Fprintf(w, "(for the limit over the child's whole life); others' CPU s the rest of the machine (other processes) meanwhile. Sessions and blocks committed: dumpflow's are read from its ledger's sessions.\n\n")
 
 	last := rounds[len(rounds)-1]
 	h := last.hist
