@@ -48,6 +48,22 @@
 //
 // -memory measures a worker process's peak memory instead (see memory.go).
 //
+// With -maxcompute it measures the MaxCompute sink instead, against the
+// local stack's emulator (deploy/localstack/odpsemu): the same produced
+// topic is dumped, -repeat rounds alternating, by the limit — a child
+// process with one franz-go client consuming every partition from 0 to its
+// high watermark and writing, through the unmodified ODPS SDK tunnel, one
+// upload session per Kafka partition in 16MiB blocks of the default
+// table's rows (topic, partition, offset, key, value; partition pt of the
+// record's hour in GMT+08:00), committed with all its block ids — and by a
+// MaxCompute connector at the connector's defaults running in a worker
+// process (./workers, with -cpuprofile on the first round), timed from
+// ExecuteWorkflow until every cursor is at its high watermark. The limit's
+// table must hold each offset once; the connector's ledger (starter/verify)
+// must be exact. It prints records/s, MB/s, CPU and peak RSS of each
+// contender's process, the dumpflow/limit ratio of the medians (target
+// >= 0.8), and Temporal history events and bytes per GB.
+//
 // See docs/benchmark.md for results and where the time goes.
 package main
 
@@ -97,6 +113,7 @@ type options struct {
 	limitBatch                connector.ByteSize
 	limitProfile              string
 	concurrencySet            bool // -concurrency was given
+	maxcompute                bool
 }
 
 func parseFlags() options {
@@ -129,6 +146,7 @@ func parseFlags() options {
 	flag.BoolVar(&o.diag, "diag", false, "after the measurements, time WritePartition's steps (read, add, commit) outside Temporal")
 	flag.BoolVar(&o.verbose, "v", false, "log the stack's warnings and errors to stderr")
 	flag.BoolVar(&o.memory, "memory", false, "measure a worker process's peak memory instead: -partitions (default 12) partitions, -concurrency loops, connector default batch sizes")
+	flag.BoolVar(&o.maxcompute, "maxcompute", false, "compare a MaxCompute connector at its defaults (worker process) with a raw franz-go + ODPS SDK tunnel writer, against the emulator")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -209,6 +227,9 @@ func run(o options) error {
 
 	if o.memory {
 		return runMemory(o, os.Stdout, logger, dir)
+	}
+	if o.maxcompute {
+		return runMaxCompute(o, os.Stdout, logger, dir)
 	}
 	return runThroughput(o, os.Stdout, logger, dir)
 }
