@@ -30,6 +30,7 @@ var (
 	updateHistories       = flag.Bool("update-histories", false, "record this build's tests/testdata/connector-*-v2.history.json anew from live runs")
 	updateWindowHistories = flag.Bool("update-window-histories", false, "record this build's tests/testdata/window-*.history.json anew from live runs")
 	recordConnector       = flag.String("record-connector-history", "", "record a connector whose one loop serves two partitions (concurrency 1) into tests/testdata/`FILE` from a live run")
+	recordBatched         = flag.String("record-batched-history", "", "record a batched-writes connector (tolerance continue, uncut plans, several batches per write) into tests/testdata/`FILE` from a live run")
 )
 
 // TestReplayRecordedHistories replays every recorded history in testdata —
@@ -72,6 +73,11 @@ var (
 //     two set-offsets updates (forward and back) and an update-spec before
 //     it continues as new, so the handlers and the "set-offsets",
 //     "update-spec" and "discovery-interval-30s" gates replay.
+//   - connector-oss-batched.history.json was recorded with
+//     -record-batched-history after the "batched-writes" change: a
+//     tolerance-continue connector whose uncut plans are written several
+//     batches per WritePartition, with dead letters, a pause (which cancels
+//     the FetchRanges waiting for data), a resume and a continue-as-new.
 //   - window-*.history.json were recorded from live runs of the window
 //     workflows (a backfill continuing as new, its child load, a load
 //     started by hand under another id and its child that moves the job's
@@ -84,6 +90,9 @@ func TestReplayRecordedHistories(t *testing.T) {
 	}
 	if *recordConnector != "" {
 		recordHistory(t, filepath.Join("testdata", *recordConnector), false, 1)
+	}
+	if *recordBatched != "" {
+		recordBatchedHistory(t, filepath.Join("testdata", *recordBatched))
 	}
 	if *updateWindowHistories {
 		recordWindowHistories(t)
@@ -157,6 +166,45 @@ func recordHistory(t *testing.T, path string, mc bool, concurrency int) {
 		require.NoError(t, err)
 		h.Events = append(h.Events, e)
 	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+}
+
+// recordBatchedHistory records a batched-writes run (see
+// TestReplayRecordedHistories).
+func recordBatchedHistory(t *testing.T, path string) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, n, size = "replay", 600, 64
+	s.createTopic(topic, 2)
+	s.producePoison(topic, n, size, 250, 4096)
+	s.produce(topic, 2, 100, size, time.Time{})
+	spec := s.ossSpec("replay-oss", topic)
+	spec.Batch.MaxRecords = 100
+	spec.Batch.MaxBytes = 2 << 10 // about 30 records: several batches per write
+	spec.Concurrency = 1
+	spec.Errors.MaxRecordBytes = 1024
+	s.start(spec, 150)
+	s.waitFor(spec.Name, time.Minute, "caught up", func(st workflows.Status) bool {
+		return len(st.Partitions) == 2 && st.Partitions[0].Next == n+100 && st.Partitions[1].Next == 100
+	})
+	ctx := context.Background()
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+	s.waitFor(spec.Name, time.Minute, "paused", func(st workflows.Status) bool { return st.Paused })
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.produce2(topic, 2, 100, 400, size)
+	s.waitFor(spec.Name, 2*time.Minute, "caught up again, after continue-as-new", func(st workflows.Status) bool {
+		return st.Run > 0 && len(st.Partitions) == 2 && st.Partitions[0].Next == n+400 && st.Partitions[1].Next == 400
+	})
+	iter := s.client.GetWorkflowHistory(ctx, spec.WorkflowID(), firstRunID(t, s, spec), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for iter.HasNext() {
+		e, err := iter.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, e)
+	}
+	require.Contains(t, versionChanges(t, &h), "batched-writes")
 	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, data, 0o644))

@@ -87,7 +87,8 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			}
 		}
 		moved = append(moved, c.writeAll(ctx, pending)...)
-		if c.batchedWrites(ctx) {
+		batched := c.batchedWrites(ctx)
+		if batched {
 			// A batched run's FetchRanges may wait long for data: what
 			// moved is committed before it when it is due.
 			settle(moved)
@@ -95,7 +96,10 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 		}
 		var cursors []activities.Cursor
 		for _, p := range group {
-			if fetchable(p) {
+			// A batched run plans the group's other partitions once the rest
+			// of an uncut range is written: its FetchRanges may wait for
+			// data while that range has work at hand.
+			if fetchable(p) && !(batched && hasWork(group)) {
 				cursors = append(cursors, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start, Backlog: p.Backlog, SkipAt: p.SkipAt})
 			}
 		}
@@ -104,7 +108,6 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			in := activities.FetchRangesInput{
 				SpecInput: activities.SpecInput{SpecRef: c.specRef}, Cursors: cursors, Version: activities.V2, TopicID: c.st.TopicID,
 			}
-			batched := c.batchedWrites(ctx)
 			if batched {
 				in.Version = activities.V3
 				if c.uncut() {
@@ -215,6 +218,17 @@ func (c *conn) commitMoved(ctx workflow.Context, moved []activities.Cursor) {
 	} else {
 		c.commitErr = ""
 	}
+}
+
+// hasWork says a partition of the group has a range in hand that it can
+// write now.
+func hasWork(group []*PartitionState) bool {
+	for _, p := range group {
+		if p.Pending != nil && !p.Stopped && p.DataLost == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // behind says a partition of the group has a backlog: a range in hand or
