@@ -40,7 +40,7 @@ func TestPollBoundsCursorPastSharedAnswer(t *testing.T) {
 		t.Fatalf("poll: %v, %v; want partition 1 to end at 3", b, err)
 	}
 	for _, c := range cursors {
-		if p, _ := plan(c, b[c.Partition], 100, V2); p.Error != "" {
+		if p, _ := plan(c, b[c.Partition], 100, 100, V2); p.Error != "" {
 			t.Fatalf("plan of partition %d: %s", c.Partition, p.Error)
 		}
 	}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"time"
 	"fmt"
 
 	"go.temporal.io/sdk/activity"
@@ -29,28 +30,42 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 	if err != nil {
 		return DiscoverResult{}, classify(err)
 	}
-	parts, err := kc.Partitions(ctx, spec.Kafka.Topic)
-	if err != nil {
-		return DiscoverResult{}, classify(err)
-	}
 	known := map[int32]bool{}
 	for _, p := range in.Known {
 		known[p] = true
 	}
-	var fresh []int32
-	for _, p := range parts {
-		if !known[p] {
-			fresh = append(fresh, p)
-		}
-	}
-	var res DiscoverResult
-	if in.Version >= V2 {
-		if res.TopicID, err = kc.TopicID(ctx, spec.Kafka.Topic); err != nil {
+	began := time.Now()
+	var (
+		fresh []int32
+		res   DiscoverResult
+	)
+	for {
+		parts, err := kc.Partitions(ctx, spec.Kafka.Topic)
+		if err != nil {
 			return DiscoverResult{}, classify(err)
 		}
-	}
-	if len(fresh) == 0 && len(in.Known) > 0 {
-		return res, nil
+		fresh = fresh[:0]
+		for _, p := range parts {
+			if !known[p] {
+				fresh = append(fresh, p)
+			}
+		}
+		if in.Version >= V2 {
+			if res.TopicID, err = kc.TopicID(ctx, spec.Kafka.Topic); err != nil {
+				return DiscoverResult{}, classify(err)
+			}
+		}
+		if len(fresh) > 0 || len(in.Known) == 0 {
+			break
+		}
+		if in.Every <= 0 || time.Since(began)+in.Every > in.Wait {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return DiscoverResult{}, ctx.Err()
+		case <-time.After(in.Every):
+		}
 	}
 	for _, t := range []string{spec.Errors.DeadLetterTopic, spec.Errors.ErrorDataTopic} {
 		if err := kc.EnsureDeadLetterTopic(ctx, t, int64(spec.Errors.MaxRecordBytes)); err != nil {

@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"time"
+
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/transform"
@@ -59,6 +61,12 @@ type DiscoverInput struct {
 	Initial bool `json:"initial,omitempty"`
 	// Writer identifies the connector's run chain (sink.BatchID.Writer).
 	Writer string `json:"writer,omitempty"`
+	// Wait, when set, makes a discovery that finds no new partition look
+	// again every Every (heartbeating) until one appears or Wait has
+	// passed, so that a connector's history does not record a discovery
+	// that found nothing every Every.
+	Wait  time.Duration `json:"wait,omitempty"`
+	Every time.Duration `json:"every,omitempty"`
 }
 
 // DiscoverResult lists new partitions with their starting cursors.

@@ -185,7 +185,7 @@ func recordBatchedHistory(t *testing.T, path string) {
 	spec.Batch.MaxBytes = 2 << 10 // about 30 records: several batches per write
 	spec.Concurrency = 1
 	spec.Errors.MaxRecordBytes = 1024
-	s.start(spec, 150)
+	s.start(spec, 90)
 	s.waitFor(spec.Name, time.Minute, "caught up", func(st workflows.Status) bool {
 		return len(st.Partitions) == 2 && st.Partitions[0].Next == n+100 && st.Partitions[1].Next == 100
 	})

@@ -33,6 +33,14 @@ const (
 	QuerySpec         = activities.SpecQuery
 )
 
+// versionDiscoveryLongPoll is the GetVersion change id of the runs whose
+// later discoveries long-poll (see discover).
+const versionDiscoveryLongPoll = "discovery-long-poll"
+
+// discoveryWait is how long a long-poll discovery that finds nothing new
+// runs before it returns.
+const discoveryWait = 10 * time.Minute
+
 // versionV2 is the GetVersion change id of the second build's connector.
 // Runs without its marker (started by the first build) run legacyConnector.
 const versionV2 = "dumpflow-v2"
@@ -332,7 +340,7 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 
 	workflow.Go(ctx, c.publish)
 
-	if err := c.discover(ctx, true); err != nil {
+	if err := c.discover(ctx, true, false); err != nil {
 		return c.finish(ctx, err)
 	}
 	for i := range c.spec.Concurrency {
@@ -341,19 +349,39 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	c.discovery = true
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { c.discovery = false }()
+		longPoll := workflow.GetVersion(ctx, versionDiscoveryLongPoll, workflow.DefaultVersion, 1) == 1
 		for {
-			ok, err := workflow.AwaitWithTimeout(ctx, c.discoveryInterval, func() bool { return c.draining })
-			if err != nil || ok || c.draining {
+			if !longPoll {
+				ok, err := workflow.AwaitWithTimeout(ctx, c.discoveryInterval, func() bool { return c.draining })
+				if err != nil || ok || c.draining {
+					return
+				}
+			} else if ctx.Err() != nil || c.draining {
 				return
 			}
 			// A discovery in flight when the run starts draining is
 			// cancelled: the next run discovers again.
 			dctx, cancel := workflow.WithCancel(ctx)
 			c.cancelDiscovery = cancel
-			_ = c.discover(dctx, false)
+			began := workflow.Now(ctx)
+			err := c.discover(dctx, false, longPoll)
 			c.cancelDiscovery = nil
 			cancel()
 			c.checkHistory(ctx)
+			if longPoll && err == nil {
+				// A failed look-up, or one that returned early (a worker of an
+				// older build does not long-poll), is followed by the rest of
+				// an interval: discovery never spins.
+				if rest := c.discoveryInterval - workflow.Now(ctx).Sub(began); rest > 0 || c.err != "" {
+					if c.err != "" {
+						rest = c.discoveryInterval
+					}
+					ok, err := workflow.AwaitWithTimeout(ctx, rest, func() bool { return c.draining })
+					if err != nil || ok {
+						return
+					}
+				}
+			}
 		}
 	})
 	c.startRefresh(ctx)
@@ -525,13 +553,22 @@ func (c *conn) ackDataLoss(a AckDataLoss) {
 // discover adds partitions not yet known. The first discovery of a run
 // retries (visibly, in status) until the topic and sink are reachable;
 // later ones try once and leave the error in status.
-func (c *conn) discover(ctx workflow.Context, first bool) error {
+//
+// A long-poll discovery (versionDiscoveryLongPoll) looks every discovery
+// interval inside one Discover activity and returns when it finds a new
+// partition or after discoveryWait: a topic whose partitions do not change
+// costs one Discover every discoveryWait in history, not one per interval.
+func (c *conn) discover(ctx workflow.Context, first, longPoll bool) error {
 	known := make([]int32, len(c.st.Partitions))
 	for i, p := range c.st.Partitions {
 		known[i] = p.Partition
 	}
+	var wait time.Duration
+	if longPoll {
+		wait = discoveryWait
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: wait + 2*time.Minute,
 		// A worker that dies mid-discovery is noticed in seconds: the run
 		// may be waiting for this discovery to continue as new.
 		HeartbeatTimeout: 20 * time.Second,
@@ -542,6 +579,7 @@ func (c *conn) discover(ctx workflow.Context, first bool) error {
 		var res activities.DiscoverResult
 		err := workflow.ExecuteActivity(actx, (*activities.Activities).Discover, activities.DiscoverInput{
 			SpecInput: activities.SpecInput{SpecRef: c.specRef}, Known: known, Version: activities.V2, Initial: !c.st.Discovered, Writer: c.writer,
+			Wait: wait, Every: c.discoveryInterval,
 		}).Get(ctx, &res)
 		if err == nil {
 			c.err = ""
