@@ -2,8 +2,8 @@ package activities
 
 import (
 	"context"
-	"time"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 
