@@ -1194,3 +1194,146 @@ func TestOSSDeepVerifyFindsAlteredBody(t *testing.T) {
 	s.verifyLedger(spec)
 	requireEachOnce(t, s.readValues(topic+"/"), topic, 1, n, size, nil)
 }
+
+// TestOSSBatchedWriteReportsCommittedBatches proves the failure rule of
+// batched writes (activities/batches.go): one WritePartition commits
+// several batches of an uncut range, and when a batch fails after others
+// of the same write committed, the write reports those instead of failing,
+// and the next write starts at the failed batch. The meta object's PUT
+// after the second batch is served but its answer lost: the first write
+// ends at 500 with the error in its result's failed field (the object and
+// meta of [500,1000) are in fact in the sink), and the second write finds
+// [500,1000) there — the same object, count and CRC-64, the meta object
+// recording that very range — counts it as written and goes on to 3000.
+// Every value is in the bucket once and verify --deep is exact.
+func TestOSSBatchedWriteReportsCommittedBatches(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, n, size = "lostmeta", 3000, 100
+	s.createTopic(topic, 1)
+	spec := s.ossSpec("lostmeta-oss", topic)
+	spec.Batch.MaxRecords = 500
+	require.Equal(t, connector.ToleranceContinue, spec.Errors.Tolerance)
+	s.exProduceAt(topic, 1, 0, n, size, exTS)
+	metaKey := s.exSink(spec).MetaKey(topic, 0)
+	f := ossfake.AnswerLost(ossfake.Match{Ops: []ossfake.Op{ossfake.OpPutObject}, KeyPrefix: metaKey})
+	f.Skip, f.Times = 1, 1 // the meta update of the second batch
+	inj := s.ossFake.InjectFault(f)
+	defer inj.Remove()
+
+	s.start(spec, 0)
+	st := s.waitFor(spec.Name, 3*time.Minute, "all records", caughtUp(n))
+	require.Equal(t, 1, inj.Fired())
+	p := exPartition(t, st, 0)
+	require.Empty(t, p.LastError)
+	require.False(t, p.Stopped)
+
+	// History: two writes, [0,500) reporting the failure, then [500,3000).
+	dc := converter.GetDefaultDataConverter()
+	scheduled := map[int64]activities.WriteInput{}
+	var ends []int64
+	var results []activities.WriteResult
+	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			a := ev.GetActivityTaskScheduledEventAttributes()
+			if a.GetActivityType().GetName() == activities.WritePartitionName {
+				var in activities.WriteInput
+				require.NoError(t, dc.FromPayloads(a.GetInput(), &in))
+				scheduled[ev.GetEventId()] = in
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			a := ev.GetActivityTaskCompletedEventAttributes()
+			if _, ok := scheduled[a.GetScheduledEventId()]; ok {
+				var res activities.WriteResult
+				require.NoError(t, dc.FromPayloads(a.GetResult(), &res))
+				ends = append(ends, res.End)
+				results = append(results, res)
+			}
+		}
+	}
+	require.Equal(t, []int64{500, n}, ends, "the first write reports its committed batch, the second writes the rest")
+	require.Contains(t, results[0].Failed, "write meta")
+	require.Equal(t, 1, results[0].Batches)
+	require.Empty(t, results[1].Failed)
+	require.Equal(t, 5, results[1].Batches, "[500,1000) found in the sink, then four more")
+	require.Equal(t, int64(n), results[0].Written.Records+results[1].Written.Records, "[500,1000) is counted once")
+
+	s.verifyLedger(spec)
+	requireEachOnce(t, s.readValues(topic+"/"), topic, 1, n, size, nil)
+}
+
+// TestOSSBatchedWriteRetryAfterSIGKILL proves the retry rule of batched
+// writes: a worker SIGKILLed in the middle of a WritePartition that had
+// committed some of its batches leaves them in the sink and the meta object
+// past them; the activity's retry (on a new worker process, after the
+// heartbeat timeout) starts where the sink's data ends. A retry that
+// started at the range's first offset would find the meta object past its
+// first batch and be refused (ObjectConflict), parking the partition. Each
+// data PUT is slowed to 300ms so the kill lands after the second object.
+func TestOSSBatchedWriteRetryAfterSIGKILL(t *testing.T) {
+	s := newStack(t)
+	const topic, n, size = "killmid", 3000, 100
+	s.createTopic(topic, 1)
+	spec := s.ossSpec("killmid-oss", topic)
+	spec.Batch.MaxRecords = 500
+	s.exProduceAt(topic, 1, 0, n, size, exTS)
+	slow := s.ossFake.InjectFault(ossfake.Slow(ossfake.Match{Ops: []ossfake.Op{ossfake.OpPutObject},
+		Func: func(r *http.Request) bool { return r.Header.Get("X-Oss-Meta-Dumpflow-Kind") == "data" }}, 300*time.Millisecond))
+	defer slow.Remove()
+
+	w := s.startWorkerProcess()
+	s.start(spec, 0)
+	// Kill as soon as the second batch's object is in the bucket.
+	deadline := time.Now().Add(time.Minute)
+	for len(s.readValues(topic+"/")) < 1000 {
+		require.True(t, time.Now().Before(deadline), "two batches written within a minute")
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.kill()
+	slow.Remove()
+	before := len(s.readValues(topic + "/"))
+	require.Less(t, before, n, "killed before the write finished")
+	s.startWorkerProcess()
+	st := s.waitFor(spec.Name, 2*time.Minute, "all records", caughtUp(n))
+	p := exPartition(t, st, 0)
+	require.Empty(t, p.LastError)
+	require.False(t, p.Stopped)
+
+	// History: the write of [0,3000) took two attempts and ended at 3000.
+	dc := converter.GetDefaultDataConverter()
+	writes := map[int64]bool{}
+	var attempts []int32
+	var ends []int64
+	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == activities.WritePartitionName {
+				writes[ev.GetEventId()] = true
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			if a := ev.GetActivityTaskStartedEventAttributes(); writes[a.GetScheduledEventId()] {
+				attempts = append(attempts, a.GetAttempt())
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			a := ev.GetActivityTaskCompletedEventAttributes()
+			if writes[a.GetScheduledEventId()] {
+				var res activities.WriteResult
+				require.NoError(t, dc.FromPayloads(a.GetResult(), &res))
+				require.Empty(t, res.Failed)
+				ends = append(ends, res.End)
+			}
+		}
+	}
+	require.Equal(t, []int64{n}, ends, "one write, to the end")
+	require.Equal(t, []int32{2}, attempts, "the killed write was retried once")
+
+	s.verifyLedger(spec)
+	requireEachOnce(t, s.readValues(topic+"/"), topic, 1, n, size, nil)
+}
