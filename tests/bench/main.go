@@ -186,6 +186,12 @@ func run(o options) error {
 	if o.memory {
 		return runMemory(o, os.Stdout, logger, dir)
 	}
+	if *idleMode {
+		return runIdle(o, os.Stdout, logger, dir)
+	}
+	if *freshnessMode {
+		return runFreshness(o, os.Stdout, logger, dir)
+	}
 	if o.mutexProfile != "" {
 		runtime.SetMutexProfileFraction(1)
 	}
