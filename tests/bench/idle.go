@@ -65,7 +65,7 @@ func runIdle(o options, out io.Writer, logger *slog.Logger, dir string) error {
 	fmt.Fprintf(out, "idle: one worker process, 2 OSS connectors x %d partitions (concurrency %d, batch.maxRecords %d, maxBytes %s, flushInterval %s), each fed %d records/s x %d B for %s\n",
 		o.partitions, s.Concurrency, s.Batch.MaxRecords, s.Batch.MaxBytes, s.Batch.FlushInterval.D(), *idleRate, o.size, *idleDuration)
 	started, _ := w.peak()
-	fmt.Fprintf(out, "idle: worker VmRSS %.0f MiB before the connectors, peak %.0f MiB once both run\n", mib(idle), mib(started))
+	fmt.Fprintf(out, "idle: worker VmRSS %.0f MiB before the connectors, peak %.0f MiB after starting both\n", mib(idle), mib(started))
 
 	cpu0, prodStart := w.cpu(), time.Now()
 	var waits []func() (*pacedResult, error)
@@ -138,7 +138,13 @@ type rssSplit struct {
 	start time.Time
 	stop  chan struct{}
 
-	mu                       sync.Mutex
+	mu   sync.Mutex
+	peak rssPeak
+}
+
+// rssPeak is the split at the highest VmRSS sampled, when it was sampled
+// (since start), and the highest RssAnon.
+type rssPeak struct {
 	rss, anon, file, maxAnon int64
 	when                     time.Duration
 }
@@ -153,17 +159,17 @@ func (r *rssSplit) run() {
 		case <-t.C:
 			rss, anon, file := pidStatus(r.pid, "VmRSS"), pidStatus(r.pid, "RssAnon"), pidStatus(r.pid, "RssFile")
 			r.mu.Lock()
-			if rss > r.rss {
-				r.rss, r.anon, r.file, r.when = rss, anon, file, time.Since(r.start)
+			if rss > r.peak.rss {
+				r.peak.rss, r.peak.anon, r.peak.file, r.peak.when = rss, anon, file, time.Since(r.start)
 			}
-			r.maxAnon = max(r.maxAnon, anon)
+			r.peak.maxAnon = max(r.peak.maxAnon, anon)
 			r.mu.Unlock()
 		}
 	}
 }
 
-func (r *rssSplit) get() rssSplit {
+func (r *rssSplit) get() rssPeak {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return rssSplit{rss: r.rss, anon: r.anon, file: r.file, maxAnon: r.maxAnon, when: r.when}
+	return r.peak
 }
