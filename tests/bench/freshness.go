@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +53,7 @@ func runFreshness(o options, out io.Writer, logger *slog.Logger, dir string) err
 		return err
 	}
 	defer pe.close()
-	spec, err := pe.startConnector(ctx, name, fTopic, o.partitions, o.concurrency)
+	spec, runID, err := pe.startConnector(ctx, name, fTopic, o.partitions, o.concurrency)
 	if err != nil {
 		return err
 	}
@@ -76,6 +78,7 @@ func runFreshness(o options, out io.Writer, logger *slog.Logger, dir string) err
 	listDone := make(chan struct{})
 	go func() { defer close(listDone); lw.run(*freshnessPoll, stopList) }()
 
+	busy0, cpu0, t0 := machineBusy(), pe.worker.cpu(), time.Now()
 	wait := produceAsync(ctx, pe.brokers, fTopic, o.partitions, *freshnessRate, o.size, *freshnessDuration)
 	prod, err := wait()
 	if err != nil {
@@ -90,6 +93,11 @@ func runFreshness(o options, out io.Writer, logger *slog.Logger, dir string) err
 		return err
 	}
 	if err := lw.list(); err != nil { // objects written since the last listing
+		return err
+	}
+	busy, wcpu, wall := machineBusy()-busy0, pe.worker.cpu()-cpu0, time.Since(t0)
+	hist, err := countHistory(ctx, pe.client, spec.WorkflowID(), runID)
+	if err != nil {
 		return err
 	}
 	_ = pe.client.TerminateWorkflow(ctx, spec.WorkflowID(), "", "benchmark done")
@@ -147,6 +155,15 @@ func runFreshness(o options, out io.Writer, logger *slog.Logger, dir string) err
 		objects, ranges, lw.lists, lw.failed, (lw.took / time.Duration(max(lw.lists, 1))).Round(time.Millisecond), lw.maxTook.Round(time.Millisecond))
 	fmt.Fprintf(out, "freshness: latency (object visible - record timestamp) over %d records: min %s p50 %s p90 %s p99 %s max %s\n",
 		len(lat), ms(lat[0]), ms(pct(0.5)), ms(pct(0.9)), ms(pct(0.99)), ms(lat[len(lat)-1]))
+	var acts []string
+	for _, a := range []string{"FetchRanges", "WritePartition", "CommitOffsets"} {
+		if n := hist.ByActivity[a]; n > 0 {
+			acts = append(acts, fmt.Sprintf("%d %s of %s on average", n, a, ms(hist.ActTime[a]/time.Duration(n))))
+		}
+	}
+	fmt.Fprintf(out, "freshness: the loops ran %s (scheduled to closed; FetchRanges includes the flush interval's wait)\n", strings.Join(acts, ", "))
+	fmt.Fprintf(out, "freshness: from the first record to the last object: worker CPU %.1fs; the machine's CPU busy %.1fs of %.0fs x %d cores (every process)\n",
+		wcpu.Seconds(), busy.Seconds(), wall.Seconds(), runtime.NumCPU())
 	fmt.Fprintf(out, "freshness: target p99 <= flush interval + %s = %s: %s\n", freshnessSlack, target, verdict)
 	fmt.Fprintf(out, "verify: ledger exact, every object's lines are the expected values, every produced record in exactly one listed object (%d records)\n", len(lat))
 	if verdict != "PASS" {
@@ -293,30 +310,32 @@ func startProcEnv(ctx context.Context, dir string, logger *slog.Logger, workerAr
 // startConnector creates topic with parts partitions, starts an OSS
 // connector on it at the connector's default batch settings (objects under
 // <name>/<topic>/) and waits until its status query lists every partition.
-func (pe *procEnv) startConnector(ctx context.Context, name, topic string, parts, concurrency int) (*connector.Spec, error) {
+// It returns the spec and the first run's id.
+func (pe *procEnv) startConnector(ctx context.Context, name, topic string, parts, concurrency int) (*connector.Spec, string, error) {
 	kc, err := kafka.NewClient(kgo.SeedBrokers(pe.brokers...))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	err = kc.EnsureTopic(ctx, topic, int32(parts))
 	kc.Close()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	spec, err := pe.env.spec(dumpConfig{Name: name, Topic: topic, Brokers: pe.brokers, Concurrency: concurrency})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if _, err := pe.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.ConnectorName, workflows.NewInput(spec)); err != nil {
-		return nil, err
+	run, err := pe.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: spec.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.ConnectorName, workflows.NewInput(spec))
+	if err != nil {
+		return nil, "", err
 	}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		s, err := pe.env.status(ctx, name)
 		if err == nil && len(s.Partitions) == parts {
-			return spec, nil
+			return spec, run.GetRunID(), nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("connector %s did not list its %d partitions in 1m; last status %+v, error %v", name, parts, s, err)
+			return nil, "", fmt.Errorf("connector %s did not list its %d partitions in 1m; last status %+v, error %v", name, parts, s, err)
 		}
 	}
 }

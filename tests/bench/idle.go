@@ -55,7 +55,7 @@ func runIdle(o options, out io.Writer, logger *slog.Logger, dir string) error {
 	names := []string{"idle-a", "idle-b"}
 	var specs []*connector.Spec
 	for _, n := range names {
-		spec, err := pe.startConnector(ctx, n, n, o.partitions, o.concurrency)
+		spec, _, err := pe.startConnector(ctx, n, n, o.partitions, o.concurrency)
 		if err != nil {
 			return err
 		}
