@@ -55,8 +55,11 @@ func runIdle(o options, out io.Writer, logger *slog.Logger, dir string) error {
 	names := []string{"idle-a", "idle-b"}
 	var specs []*connector.Spec
 	for _, n := range names {
-		spec, _, err := pe.startConnector(ctx, n, n, o.partitions, o.concurrency)
+		spec, err := pe.env.spec(dumpConfig{Name: n, Topic: n, Brokers: pe.brokers, Concurrency: o.concurrency})
 		if err != nil {
+			return err
+		}
+		if _, err := pe.startConnector(ctx, spec, o.partitions); err != nil {
 			return err
 		}
 		specs = append(specs, spec)
