@@ -26,6 +26,7 @@ import (
 	"github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -212,6 +213,7 @@ func runFreshness(o options, out io.Writer, logger *slog.Logger, dir string) err
 		}
 	}
 	fmt.Fprintf(out, "freshness: the loops ran %s (scheduled to closed; FetchRanges includes the flush interval's wait)\n", strings.Join(acts, ", "))
+	fmt.Fprintf(out, "freshness: history: %d runs, %d events; %s\n", hist.Runs, hist.Events, retriesIn(ctx, pe.client, spec.WorkflowID()))
 	fmt.Fprintf(out, "freshness: from the first record to the last write: worker CPU %.1fs; the machine's CPU busy %.1fs of %.0fs x %d cores (every process)\n",
 		wcpu.Seconds(), busy.Seconds(), wall.Seconds(), runtime.NumCPU())
 	fmt.Fprintf(out, "freshness: target p99 <= flush interval + %s = %s: %s\n", freshnessSlack, target, verdict)
@@ -804,4 +806,43 @@ func produceAsync(ctx context.Context, brokers []string, topic string, parts, ra
 		}
 		return o.r, nil
 	}
+}
+
+// retriesIn describes the activity attempts past the first, timeouts,
+// failures and cancellations in the workflow's latest run: each one
+// restarts a FetchRanges' flush wait or a write.
+func retriesIn(ctx context.Context, c client.Client, id string) string {
+	var retried, timedOut, failed, cancelReq []string
+	scheduled := map[int64]string{}
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return "history: " + err.Error()
+		}
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			scheduled[ev.GetEventId()] = ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			if a := ev.GetActivityTaskStartedEventAttributes(); a.GetAttempt() > 1 {
+				retried = append(retried, fmt.Sprintf("%s attempt %d", scheduled[a.GetScheduledEventId()], a.GetAttempt()))
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			a := ev.GetActivityTaskTimedOutEventAttributes()
+			timedOut = append(timedOut, fmt.Sprintf("%s (%s)", scheduled[a.GetScheduledEventId()], a.GetFailure().GetMessage()))
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+			a := ev.GetActivityTaskFailedEventAttributes()
+			failed = append(failed, fmt.Sprintf("%s (%s)", scheduled[a.GetScheduledEventId()], a.GetFailure().GetMessage()))
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+			cancelReq = append(cancelReq, scheduled[ev.GetActivityTaskCancelRequestedEventAttributes().GetScheduledEventId()])
+		}
+	}
+	list := func(xs []string) string {
+		if len(xs) == 0 {
+			return "0"
+		}
+		return fmt.Sprintf("%d: %s", len(xs), strings.Join(xs, "; "))
+	}
+	return fmt.Sprintf("in the last run, activity attempts past the first %s; timed out %s; failed %s; cancel requested %s",
+		list(retried), list(timedOut), list(failed), list(cancelReq))
 }
