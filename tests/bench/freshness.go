@@ -161,7 +161,7 @@ func runFreshness(o options, out io.Writer, logger *slog.Logger, dir string) err
 		return err
 	}
 	busy, wcpu, wall := machineBusy()-busy0, pe.worker.cpu()-cpu0, time.Since(t0)
-	hist, err := countHistory(ctx, pe.client, spec.WorkflowID(), runID)
+	hist, err := activityStats(ctx, pe.client, spec.WorkflowID(), runID)
 	if err != nil {
 		return err
 	}
@@ -206,14 +206,7 @@ func runFreshness(o options, out io.Writer, logger *slog.Logger, dir string) err
 	}
 	fmt.Fprintf(out, "freshness: latency (%s - record timestamp) over %d records: min %s p50 %s p90 %s p99 %s max %s\n",
 		readable, len(lat), ms(lat[0]), ms(pct(0.5)), ms(pct(0.9)), ms(pct(0.99)), ms(lat[len(lat)-1]))
-	var acts []string
-	for _, a := range []string{"FetchRanges", "PrepareWrite", "WritePartition", "CommitOffsets"} {
-		if n := hist.ByActivity[a]; n > 0 {
-			acts = append(acts, fmt.Sprintf("%d %s of %s on average", n, a, ms(hist.ActTime[a]/time.Duration(n))))
-		}
-	}
-	fmt.Fprintf(out, "freshness: the loops ran %s (scheduled to closed; FetchRanges includes the flush interval's wait)\n", strings.Join(acts, ", "))
-	fmt.Fprintf(out, "freshness: history: %d runs, %d events; %s\n", hist.Runs, hist.Events, retriesIn(ctx, pe.client, spec.WorkflowID()))
+	fmt.Fprintf(out, "freshness: %s\n", hist)
 	fmt.Fprintf(out, "freshness: from the first record to the last write: worker CPU %.1fs; the machine's CPU busy %.1fs of %.0fs x %d cores (every process)\n",
 		wcpu.Seconds(), busy.Seconds(), wall.Seconds(), runtime.NumCPU())
 	fmt.Fprintf(out, "freshness: target p99 <= flush interval + %s = %s: %s\n", freshnessSlack, target, verdict)
@@ -808,41 +801,85 @@ func produceAsync(ctx context.Context, brokers []string, topic string, parts, ra
 	}
 }
 
-// retriesIn describes the activity attempts past the first, timeouts,
-// failures and cancellations in the workflow's latest run: each one
-// restarts a FetchRanges' flush wait or a write.
-func retriesIn(ctx context.Context, c client.Client, id string) string {
-	var retried, timedOut, failed, cancelReq []string
-	scheduled := map[int64]string{}
-	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return "history: " + err.Error()
+// actStats is what the connector's activities did, over every run.
+type actStats struct {
+	runs, events int
+	scheduled    map[string]int
+	closed       map[string]int           // completed, failed or timed out
+	took         map[string]time.Duration // scheduled to closed, summed
+	// retried, timedOut, failed and cancelled describe the activities
+	// that took more than one attempt or did not complete: each one
+	// restarts a FetchRanges' flush wait or a write.
+	retried, timedOut, failed, cancelled []string
+}
+
+// activityStats follows the continue-as-new chain from firstRun and
+// collects actStats.
+func activityStats(ctx context.Context, c client.Client, id, firstRun string) (actStats, error) {
+	as := actStats{scheduled: map[string]int{}, closed: map[string]int{}, took: map[string]time.Duration{}}
+	for run := firstRun; run != ""; {
+		as.runs++
+		next := ""
+		type sched struct {
+			name string
+			at   time.Time
 		}
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			scheduled[ev.GetEventId()] = ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			if a := ev.GetActivityTaskStartedEventAttributes(); a.GetAttempt() > 1 {
-				retried = append(retried, fmt.Sprintf("%s attempt %d", scheduled[a.GetScheduledEventId()], a.GetAttempt()))
+		scheduled := map[int64]sched{}
+		closed := func(id int64, at time.Time) string {
+			sc := scheduled[id]
+			as.closed[sc.name]++
+			as.took[sc.name] += at.Sub(sc.at)
+			return sc.name
+		}
+		it := c.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return as, fmt.Errorf("history of %s/%s: %w", id, run, err)
 			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-			a := ev.GetActivityTaskTimedOutEventAttributes()
-			timedOut = append(timedOut, fmt.Sprintf("%s (%s)", scheduled[a.GetScheduledEventId()], a.GetFailure().GetMessage()))
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-			a := ev.GetActivityTaskFailedEventAttributes()
-			failed = append(failed, fmt.Sprintf("%s (%s)", scheduled[a.GetScheduledEventId()], a.GetFailure().GetMessage()))
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
-			cancelReq = append(cancelReq, scheduled[ev.GetActivityTaskCancelRequestedEventAttributes().GetScheduledEventId()])
+			as.events++
+			at := ev.GetEventTime().AsTime()
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+				name := ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+				as.scheduled[name]++
+				scheduled[ev.GetEventId()] = sched{name, at}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+				if a := ev.GetActivityTaskStartedEventAttributes(); a.GetAttempt() > 1 {
+					as.retried = append(as.retried, fmt.Sprintf("%s attempt %d", scheduled[a.GetScheduledEventId()].name, a.GetAttempt()))
+				}
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+				closed(ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId(), at)
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+				a := ev.GetActivityTaskTimedOutEventAttributes()
+				as.timedOut = append(as.timedOut, fmt.Sprintf("%s (%s)", closed(a.GetScheduledEventId(), at), a.GetFailure().GetMessage()))
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+				a := ev.GetActivityTaskFailedEventAttributes()
+				as.failed = append(as.failed, fmt.Sprintf("%s (%s)", closed(a.GetScheduledEventId(), at), a.GetFailure().GetMessage()))
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+				as.cancelled = append(as.cancelled, scheduled[ev.GetActivityTaskCancelRequestedEventAttributes().GetScheduledEventId()].name)
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+				next = ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
+			}
 		}
+		run = next
 	}
+	return as, nil
+}
+
+func (as actStats) String() string {
 	list := func(xs []string) string {
 		if len(xs) == 0 {
 			return "0"
 		}
-		return fmt.Sprintf("%d: %s", len(xs), strings.Join(xs, "; "))
+		return fmt.Sprintf("%d (%s)", len(xs), strings.Join(xs, "; "))
 	}
-	return fmt.Sprintf("in the last run, activity attempts past the first %s; timed out %s; failed %s; cancel requested %s",
-		list(retried), list(timedOut), list(failed), list(cancelReq))
+	var acts []string
+	for _, a := range []string{"FetchRanges", "PrepareWrite", "WritePartition", "CommitOffsets"} {
+		if n := as.closed[a]; n > 0 {
+			acts = append(acts, fmt.Sprintf("%d %s of %.2fs on average", n, a, (as.took[a]/time.Duration(n)).Seconds()))
+		}
+	}
+	return fmt.Sprintf("the loops ran %s (scheduled to closed; FetchRanges includes the flush interval's wait); %d runs, %d events; activity attempts past the first %s, timed out %s, failed %s, cancel requested %s",
+		strings.Join(acts, ", "), as.runs, as.events, list(as.retried), list(as.timedOut), list(as.failed), list(as.cancelled))
 }
