@@ -35,6 +35,7 @@ func main() {
 	flag.IntVar(&cfg.MaxConcurrentActivities, "max-activities", 64, "activities run at once")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", "", `serve Prometheus metrics on this host:port at /metrics, e.g. ":9464" (default: off)`)
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (until SIGINT, SIGTERM or exit) to this file")
+	memProfile := flag.String("memprofile", "", "on SIGINT or SIGTERM, write a heap profile (as of the last collection) to this file before stopping")
 	flag.Parse()
 	cfg.BatchMemory = int64(batchMemory)
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -71,10 +72,34 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	profiled := make(chan struct{})
+	go func() {
+		defer close(profiled)
+		<-ctx.Done()
+		if *memProfile != "" {
+			writeHeapProfile(*memProfile)
+		}
+	}()
 	err := runner.Run(ctx, cfg)
+	stop()
+	<-profiled
 	stopProfile()
 	if err != nil {
 		log.Fatal(err)
+	}
+}
+
+// writeHeapProfile writes the heap profile as of the last collection, the
+// moment the worker is told to stop (before it lets go of anything).
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Printf("memprofile: %v", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		log.Printf("memprofile: %v", err)
 	}
 }
 

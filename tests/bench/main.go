@@ -231,6 +231,12 @@ func run(o options) error {
 	if o.maxcompute {
 		return runMaxCompute(o, os.Stdout, logger, dir)
 	}
+	if *idleMode {
+		return runIdle(o, os.Stdout, logger, dir)
+	}
+	if *freshnessMode {
+		return runFreshness(o, os.Stdout, logger, dir)
+	}
 	return runThroughput(o, os.Stdout, logger, dir)
 }
 
