@@ -49,7 +49,6 @@ var (
 // freshnessSlack is what the target allows on top of the flush interval.
 const freshnessSlack = 2 * time.Second
 
-
 // watcher polls the sink for what became readable.
 type watcher interface {
 	// poll looks once and stamps what it sees for the first time.
