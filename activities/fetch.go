@@ -106,9 +106,13 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 			}
 		}
 		if idle && data {
-			// V3: the flush interval runs from the first data seen.
+			// V3: the flush interval runs from the previous plan, or from
+			// the first data seen when that is later.
 			idle = false
 			deadline = time.Now().Add(spec.Batch.FlushInterval.D())
+			if in.Since != nil {
+				deadline = in.Since.Add(spec.Batch.FlushInterval.D())
+			}
 		}
 		if idle && time.Since(start) >= idleWait {
 			break

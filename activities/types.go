@@ -123,6 +123,11 @@ type FetchRangesInput struct {
 	// when data is first seen. The workflow cancels the call when it has
 	// something else to do (a pause, a spec update, continue-as-new).
 	Version int `json:"v,omitempty"`
+	// Since (V3), when set, is when the loop's previous plan was made: the
+	// flush interval runs from then, not from when this call first sees
+	// data, so a record that arrived while the previous range was being
+	// written waits one flush interval in all, not that plus the write.
+	Since *time.Time `json:"since,omitempty"`
 	// Batches (V3) asks for uncut plans of up to Batches × batch.maxRecords
 	// offsets, written by one V3 WritePartition each; 0 cuts one batch (V2).
 	Batches int `json:"batches,omitempty"`

@@ -31,6 +31,7 @@ const fetchErrorPause = 10 * time.Second
 // written, routed or the partition is resumed past it.
 func (c *conn) loop(ctx workflow.Context, i int) {
 	toCommit := map[int32]activities.Cursor{} // moved, not yet committed (batched writes)
+	var lastPlan *time.Time                   // when the loop's last plan was made (batched writes)
 	lastCommit := workflow.Now(ctx)
 	// flush commits what moved; the loop calls it before it returns, so a
 	// cancelled connector's group offsets are where its writes ended.
@@ -110,11 +111,16 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			}
 			if batched {
 				in.Version = activities.V3
+				in.Since = lastPlan
 				if c.uncut() {
 					in.Batches = planBatches
 				}
 			}
 			err := c.fetch(ctx, fetchCtx, i, in, batched).Get(ctx, &fetched)
+			if batched && err == nil && anyPlanned(fetched.Plans) {
+				now := workflow.Now(ctx)
+				lastPlan = &now
+			}
 			switch {
 			case err != nil && batched && temporal.IsCanceledError(err) && ctx.Err() == nil:
 				// Cancelled by the loop's watcher: something else to do.
@@ -218,6 +224,16 @@ func (c *conn) commitMoved(ctx workflow.Context, moved []activities.Cursor) {
 	} else {
 		c.commitErr = ""
 	}
+}
+
+// anyPlanned says a plan has a range.
+func anyPlanned(plans []activities.Plan) bool {
+	for _, p := range plans {
+		if p.PlanEnd > p.First {
+			return true
+		}
+	}
+	return false
 }
 
 // hasWork says a partition of the group has a range in hand that it can
