@@ -34,11 +34,13 @@ import (
 // A retry starts where the sink's data for the partition ends (sink.Resumer)
 // when that is inside the range: the batches an earlier attempt committed
 // are there, and the meta object, which has moved past them, would refuse
-// them again. When a batch fails after others were committed, the result
+// them again; the result counts those too (sink.Holder), so status and
+// history count every record once. When a batch fails after others were committed, the result
 // reports those (End, Failed) instead of an error, so the workflow moves
 // the partition past them and the next write starts at the failed batch.
-func (a *Activities) writeBatches(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (WriteResult, error) {
+func (a *Activities) writeBatches(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (res WriteResult, err error) {
 	from := in.First
+	var held sink.Written // what earlier attempts committed
 	if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1 {
 		if r, ok := s.(sink.Resumer); ok {
 			rp, found, err := r.Resume(ctx, spec.Name, spec.Kafka.Topic, in.Partition, in.Writer)
@@ -49,9 +51,14 @@ func (a *Activities) writeBatches(ctx context.Context, kc *kafka.Client, spec *c
 				from = rp.Next
 			}
 		}
+		if h, ok := s.(sink.Holder); ok && from > in.First {
+			if held, err = h.Held(ctx, spec.Name, spec.Kafka.Topic, in.Partition, in.First, from); err != nil {
+				return WriteResult{}, classify(fmt.Errorf("count what partition %d's earlier attempt wrote: %w", in.Partition, err))
+			}
+		}
 	}
 	if from >= in.PlanEnd {
-		return WriteResult{End: from}, nil
+		return WriteResult{End: from, Written: held, Batches: len(held.Objects)}, nil
 	}
 	if spec.Errors.Tolerance == connector.ToleranceStop {
 		// The spec changed to tolerance stop after the range was planned:
@@ -74,7 +81,7 @@ func (a *Activities) writeBatches(ctx context.Context, kc *kafka.Client, spec *c
 		maxBytes:   int64(spec.Batch.MaxBytes),
 		next:       from,
 		queue:      make(chan *filling),
-		res:        WriteResult{End: from},
+		res:        WriteResult{End: from, Written: held, Batches: len(held.Objects)},
 	}
 	done := make(chan struct{})
 	go func() {

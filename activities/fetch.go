@@ -99,7 +99,10 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 		for _, c := range in.Cursors {
 			p, ready := plan(c, bounds[c.Partition], int64(spec.Batch.MaxRecords), maxOffsets, in.Version)
 			full = full || ready
-			data = data || p.PlanEnd > p.First || p.Error != "" || p.DataLost != nil
+			// Records past the cursor that cannot be planned yet (an open
+			// transaction) end the idle wait too: the plan carries the
+			// partition's offsets, so status shows the lag.
+			data = data || p.PlanEnd > p.First || p.Error != "" || p.DataLost != nil || p.HighWatermark > c.Next
 			res.Plans = append(res.Plans, p)
 			if b, ok := bounds[c.Partition]; ok && b.Err == nil {
 				a.metrics.Observed(partition(spec, c.Partition), c.Next, b.End, "")

@@ -223,6 +223,13 @@ type Resumer interface {
 	Resume(ctx context.Context, connector, topic string, partition int32, writer string) (p ResumePoint, ok bool, err error)
 }
 
+// Holder is implemented by sinks that can say what they hold of a
+// partition's range: what a write's retry found committed by an earlier
+// attempt, so its result counts it.
+type Holder interface {
+	Held(ctx context.Context, connector, topic string, partition int32, first, end int64) (Written, error)
+}
+
 // ResumePoint is where a partition continues after its workflow was lost.
 type ResumePoint struct {
 	// Start is the first offset the connector ever wrote for the partition.

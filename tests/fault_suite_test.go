@@ -849,7 +849,9 @@ func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act 
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	nextDump := time.Now().Add(10 * time.Second)
+	sawRetry := false // a later attempt was scheduled after a heartbeat timeout
 	for time.Now().Before(deadline) {
+		sawRetry = sawRetry || faultRetried(s, spec, act)
 		var scheduled int64
 		it := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), act.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
@@ -865,6 +867,13 @@ func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act 
 					return fmt.Sprintf("%s (attempt %d, after: %.80s)", a.GetIdentity(), a.GetAttempt(), a.GetLastFailure().GetMessage())
 				}
 			}
+			// A FetchRanges that waits for data is cancelled when its run
+			// continues as new: once it timed out on the frozen worker and
+			// was scheduled again, the run may cancel the retry instead of
+			// waiting for it.
+			if a := ev.GetActivityTaskCancelRequestedEventAttributes(); a != nil && scheduled != 0 && a.GetScheduledEventId() == scheduled && act.activityType == "FetchRanges" && sawRetry {
+				return "none: its retry, scheduled after a heartbeat timeout, was cancelled when its run continued as new"
+			}
 		}
 		if time.Now().After(nextDump) {
 			nextDump = time.Now().Add(10 * time.Second)
@@ -875,6 +884,23 @@ func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act 
 	t.Fatalf("activity %s (%s) was not retried to completion on another worker within %s of a heartbeat timeout; pending: %s",
 		act.activityID, act.activityType, timeout, faultPending(s, spec))
 	return ""
+}
+
+// faultRetried says whether run act.runID shows act pending in a later
+// attempt after a heartbeat timeout.
+func faultRetried(s *stack, spec *connector.Spec, act faultActivity) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	desc, err := s.client.DescribeWorkflowExecution(ctx, spec.WorkflowID(), act.runID)
+	if err != nil {
+		return false
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityId() == act.activityID && pa.GetAttempt() > act.attempt && strings.Contains(pa.GetLastFailure().GetMessage(), "Heartbeat timeout") {
+			return true
+		}
+	}
+	return false
 }
 
 // faultPending describes the connector's pending activities, for failure

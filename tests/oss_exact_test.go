@@ -1302,6 +1302,8 @@ func TestOSSBatchedWriteRetryAfterSIGKILL(t *testing.T) {
 	p := exPartition(t, st, 0)
 	require.Empty(t, p.LastError)
 	require.False(t, p.Stopped)
+	require.Equal(t, int64(n), p.Records, "status counts the batches the killed attempt committed once (sink.Holder)")
+	require.Equal(t, int64(6), p.Objects)
 
 	// History: the write of [0,3000) took two attempts and ended at 3000.
 	dc := converter.GetDefaultDataConverter()

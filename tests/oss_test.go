@@ -28,7 +28,7 @@ func TestDumpThreePartitionsExactlyOnce(t *testing.T) {
 	s.produce(topic, parts, n/2, size, time.Time{})
 
 	spec := s.ossSpec("orders-oss", topic)
-	s.start(spec, 80)
+	s.start(spec, 40)
 	// More data while it runs.
 	s.produce2(topic, parts, n/2, n, size)
 	st := s.waitFor(spec.Name, 3*time.Minute, "all 30k records", caughtUp(n))

@@ -246,7 +246,7 @@ func (s *stack) tfRunSeed(spec *connector.Spec, n int) (workflows.Status, int64,
 	total := int64(n + 2)
 	// A short history: the connector continues as new several times, and
 	// the totals carry over.
-	s.start(spec, 60)
+	s.start(spec, 30)
 	s.waitFor(spec.Name, 2*time.Minute, "the seed records", caughtUp(total))
 
 	// A batch of nothing but returnCode 0: dropped whole, still covered.

@@ -30,7 +30,7 @@ func (s *stack) updateSpec(name string, spec *connector.Spec) (workflows.UpdateS
 
 // TestUpdateSpecLive changes a running OSS connector's batch size and
 // concurrency with the update-spec Update (through starter update --set),
-// without a restart and across continue-as-new (a history limit of 300
+// without a restart and across continue-as-new (a history limit of 60
 // events makes the runs continue as new meanwhile): the objects written
 // after the change hold at most the new maxRecords, every record is in the
 // sink once and verify --deep is exact. Updates that fail the spec's own
@@ -44,7 +44,7 @@ func TestUpdateSpecLive(t *testing.T) {
 	s.produce2(topic, parts, 0, 3000, size)
 	spec := s.ossSpec("live-oss", topic)
 	spec.Concurrency = 1
-	s.start(spec, 300)
+	s.start(spec, 60)
 	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(3000))
 
 	bad := *spec

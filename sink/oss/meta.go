@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -205,6 +206,29 @@ func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partitio
 		rp.Pending = &sink.Pending{First: last.First, End: last.End, Bytes: last.Size}
 	}
 	return rp, true, nil
+}
+
+// Held implements sink.Holder: what the connector's objects of partition
+// with a first offset in [first, end) hold (data objects only; marker
+// objects hold no records). It lists the topic's objects, so it is for
+// rare paths: a write's retry that resumes past batches an earlier attempt
+// committed reports them with it.
+func (s *Sink) Held(ctx context.Context, connectorName, topic string, partition int32, first, end int64) (sink.Written, error) {
+	listed, err := s.list(ctx, topic, func(p int32, f int64) bool { return p == partition && f >= first && f < end })
+	if err != nil {
+		return sink.Written{}, err
+	}
+	var w sink.Written
+	for _, o := range listed.Objects {
+		if o.Connector != connectorName || o.Kind != kindData {
+			continue
+		}
+		w.Objects = append(w.Objects, o.Key)
+		w.Records += o.Records
+		w.Bytes += o.Size
+	}
+	slices.Sort(w.Objects)
+	return w, nil
 }
 
 // Mark implements sink.Marker with a marker object: an empty object named
