@@ -714,8 +714,10 @@ func (r *scramRefusal) when(req kmsg.Request) bool {
 //   - a topic deleted and recreated under the same name stops the
 //     partitions with TopicRecreated, and nothing of the new topic is
 //     written under the old topic's offsets;
-//   - an idle connector continues as new again and again while discovery
-//     runs, and keeps dumping exactly.
+//   - an idle connector writes nothing to history while it waits (its
+//     FetchRanges waits for data, its discovery long-polls); pauses and
+//     resumes while idle make it continue as new, and it keeps dumping
+//     exactly.
 func TestKafkaExactFetchErrorsVisible(t *testing.T) {
 	ctx := context.Background()
 	t.Run("topic deleted", func(t *testing.T) {
@@ -926,15 +928,39 @@ func TestKafkaExactFetchErrorsVisible(t *testing.T) {
 		in.DiscoveryInterval = connector.Duration(time.Second)
 		s.startInput(spec, in)
 		s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(100))
-		st := s.waitFor(spec.Name, 2*time.Minute, "three runs while idle", func(st workflows.Status) bool { return st.Run >= 3 })
+		// Idle: discovery looks every second and FetchRanges polls the
+		// offsets four times a second, inside their activities.
+		time.Sleep(3 * time.Second)
+		before, err := s.status(spec.Name)
+		require.NoError(t, err)
+		time.Sleep(10 * time.Second)
+		after, err := s.status(spec.Name)
+		require.NoError(t, err)
+		require.Equal(t, before.Run, after.Run)
+		require.Equal(t, before.HistoryLength, after.HistoryLength, "an idle connector adds no history events")
+		// Pauses and resumes while idle: each cancels the waiting
+		// FetchRanges, and the run continues as new at its limit.
+		ctx := context.Background()
+		runs := func() int {
+			st, err := s.status(spec.Name)
+			require.NoError(t, err)
+			return st.Run
+		}
+		for i := 0; i < 40 && runs() < 2; i++ {
+			require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+			s.waitFor(spec.Name, time.Minute, "paused", func(st workflows.Status) bool { return st.Paused })
+			require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+			s.waitFor(spec.Name, time.Minute, "resumed", func(st workflows.Status) bool { return !st.Paused })
+		}
+		st, err := s.status(spec.Name)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, st.Run, 2, "two runs continued as new while idle")
 		for _, p := range st.Partitions {
 			require.Equal(t, int64(100), p.Next)
 			require.Equal(t, workflows.StateRunning, p.State)
 		}
 		s.produce2(topic, parts, 100, 600, size)
 		st = s.waitFor(spec.Name, time.Minute, "caught up after idling", caughtUp(600))
-		run := st.Run
-		st = s.waitFor(spec.Name, 2*time.Minute, "three more runs", func(st workflows.Status) bool { return st.Run >= run+3 })
 		s.produce2(topic, parts, 600, 1000, size)
 		st = s.waitFor(spec.Name, time.Minute, "caught up again", caughtUp(1000))
 		require.Empty(t, st.Error)
