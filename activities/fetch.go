@@ -256,6 +256,7 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 		defer func() { _ = run.Close(ctx) }()
 	}
 	first := true
+	var pts []string // the partitions of a record's outputs, when the checks found them
 	err = kc.ReadRange(ctx, spec.Kafka.Topic, p.Partition, p.First, p.PlanEnd, kafka.ReadOptions{StallTimeout: cutStallTimeout, ErrorStallTimeout: cutErrorStallTimeout}, func(r *kgo.Record) (bool, error) {
 		if first {
 			// The oldest record not yet written: lag seconds is its age.
@@ -276,13 +277,24 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 				reject = &sink.RejectError{Stage: StageTransform, Err: se}
 			}
 		}
+		pts = pts[:0]
 		for _, out := range outs {
 			// The sink's own checks matter only when they end the plan
 			// (tolerance stop) or choose its sessions (MaxCompute).
 			if reject != nil || rej == nil || !(stop || prep != nil) {
 				break
 			}
-			if err := rej.Reject(out); err != nil {
+			var err error
+			if prep != nil {
+				// A preparing sink's PartitionOf is its Reject check
+				// too (sink.Preparer): one call for both.
+				var pt string
+				pt, err = prep.PartitionOf(out)
+				pts = append(pts, pt)
+			} else {
+				err = rej.Reject(out)
+			}
+			if err != nil {
 				re, ok := sink.IsReject(err)
 				if !ok {
 					return false, err
@@ -296,10 +308,15 @@ func (a *Activities) cut(ctx context.Context, kc *kafka.Client, spec *connector.
 			return false, nil
 		}
 		if reject == nil && prep != nil {
-			for _, out := range outs {
-				pt, err := prep.PartitionOf(out)
-				if err != nil {
-					return false, err
+			for i, out := range outs {
+				var pt string
+				if i < len(pts) {
+					pt = pts[i] // checked above
+				} else {
+					var err error
+					if pt, err = prep.PartitionOf(out); err != nil {
+						return false, err
+					}
 				}
 				if !seen[pt] {
 					if len(p.Parts) == MaxDestinationPartitions {

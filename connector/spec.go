@@ -127,7 +127,15 @@ type TLSSpec struct {
 // BatchSpec bounds one write (one OSS object, one set of tunnel sessions).
 // A batch ends at whichever limit comes first.
 type BatchSpec struct {
-	// MaxRecords caps the records in one batch. Optional. Default: 50000.
+	// MaxRecords caps the records in one batch. It is also the backlog a
+	// partition waits for before it writes without waiting for
+	// FlushInterval. Optional. Default: 50000 for OSS, whose batch is
+	// built in memory; 250000 for MaxCompute, whose batch holds no rows
+	// (each row is streamed into its tunnel session's open block as it is
+	// added), so that MaxBytes (64MiB) ends the batch for records of about
+	// 270 bytes and more instead. It is not higher because a partition
+	// with fewer records than this waiting and no backlog yet (a first
+	// write, a topic that just woke) waits up to FlushInterval.
 	MaxRecords int `json:"maxRecords,omitempty"`
 	// MaxBytes caps the record bytes in one batch; the record that crosses it
 	// ends the batch. Optional. Default: 16MiB for OSS, 64MiB for MaxCompute.
@@ -298,10 +306,13 @@ func (s *Spec) Default() {
 	if s.Kafka.Group == "" && s.Name != "" {
 		s.Kafka.Group = s.Group()
 	}
+	mc := s.Sink.Type == SinkMaxCompute
 	if s.Batch.MaxRecords == 0 {
 		s.Batch.MaxRecords = 50000
+		if mc {
+			s.Batch.MaxRecords = 250000
+		}
 	}
-	mc := s.Sink.Type == SinkMaxCompute
 	if s.Batch.MaxBytes == 0 {
 		s.Batch.MaxBytes = 16 << 20
 		if mc {

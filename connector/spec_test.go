@@ -53,6 +53,7 @@ func TestDefaults(t *testing.T) {
 
 	m := validMC()
 	require.NoError(t, m.Validate())
+	require.Equal(t, 250000, m.Batch.MaxRecords)
 	require.Equal(t, ByteSize(64<<20), m.Batch.MaxBytes)
 	require.Equal(t, 60*time.Second, m.Batch.FlushInterval.D())
 	require.Equal(t, "DEFAULT", m.Sink.MaxCompute.Mode)

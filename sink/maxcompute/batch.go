@@ -18,6 +18,7 @@ import (
 type batch struct {
 	s       *Sink
 	id      sink.BatchID
+	conv    *converter         // the table's, as PartitionOf uses it
 	streams map[string]*stream // by partition spec
 	order   []*stream          // as prepared
 	err     error              // sticky: the batch failed
@@ -49,18 +50,31 @@ type stream struct {
 // session, opening a new block every block size. Conversion failures are
 // *sink.RejectError; a record whose partition has no session is a bug in the
 // caller and fails the batch.
+//
+// Its answers are those of PartitionOf (the table's converter) followed by
+// the conversion with the session's converter, but a record is converted
+// once: the session's converter is the table's (Sink.attach) unless the
+// table changed, and only then, or for a record without a session, does
+// the table's check run on its own.
 func (b *batch) Add(ctx context.Context, r *transform.Record) error {
 	if b.err != nil {
 		return b.err
 	}
-	part, err := b.s.PartitionOf(r)
-	if err != nil {
-		return err
+	if r.Timestamp.IsZero() {
+		return noTimestamp(r)
 	}
+	part := b.s.part.spec(r.Timestamp)
 	st := b.streams[part]
-	if st == nil {
-		return fmt.Errorf("add topic %s partition %d offset %d: destination %s has no prepared session in batch %s",
-			r.Topic, r.Partition, r.Offset, part, b.id)
+	if st == nil || st.conv != b.conv {
+		if b.conv != nil {
+			if err := b.conv.accept(r); err != nil {
+				return err
+			}
+		}
+		if st == nil {
+			return fmt.Errorf("add topic %s partition %d offset %d: destination %s has no prepared session in batch %s",
+				r.Topic, r.Partition, r.Offset, part, b.id)
+		}
 	}
 	row, size, err := st.conv.row(r)
 	if err != nil {

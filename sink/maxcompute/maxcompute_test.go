@@ -39,7 +39,7 @@ type emulator struct {
 	srv *odpsemu.Server // for fault injection
 }
 
-func startEmulator(t *testing.T, edit ...func(*odpsemu.Options)) *emulator {
+func startEmulator(t testing.TB, edit ...func(*odpsemu.Options)) *emulator {
 	t.Helper()
 	opts := odpsemu.Options{
 		Dir:             t.TempDir(),
@@ -58,7 +58,7 @@ func startEmulator(t *testing.T, edit ...func(*odpsemu.Options)) *emulator {
 }
 
 // spec is a valid connector spec writing to table on e.
-func (e *emulator) spec(t *testing.T, table string, edit func(*connector.MaxComputeSpec)) *connector.Spec {
+func (e *emulator) spec(t testing.TB, table string, edit func(*connector.MaxComputeSpec)) *connector.Spec {
 	t.Helper()
 	mc := &connector.MaxComputeSpec{
 		Endpoint:       e.url + "/api",
@@ -90,7 +90,7 @@ func (e *emulator) exec(t *testing.T, sql string) {
 	require.NoError(t, ins.WaitForSuccess())
 }
 
-func newSink(t *testing.T, spec *connector.Spec, opts ...maxcompute.Option) *maxcompute.Sink {
+func newSink(t testing.TB, spec *connector.Spec, opts ...maxcompute.Option) *maxcompute.Sink {
 	t.Helper()
 	// Subtests write the same offsets into tables of their own; each table
 	// gets a ledger of its own so the sink's one-writer check keeps them
@@ -124,7 +124,7 @@ func batchID(rs []*transform.Record) sink.BatchID {
 }
 
 // prepare prepares the partitions rs land in, in first-seen order.
-func prepare(t *testing.T, s *maxcompute.Sink, rs []*transform.Record) *sink.Prepared {
+func prepare(t testing.TB, s *maxcompute.Sink, rs []*transform.Record) *sink.Prepared {
 	t.Helper()
 	var parts []string
 	seen := map[string]bool{}

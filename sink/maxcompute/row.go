@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/data"
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/datatype"
@@ -118,6 +119,22 @@ func (c *converter) check(schema tableschema.TableSchema) error {
 	return nil
 }
 
+// sameColumns reports whether c and o convert every record alike: both are
+// built from one spec (newConverter's table, mc and loc) and their columns
+// agree in what conversion reads (name, type, NOT NULL).
+func (c *converter) sameColumns(o *converter) bool {
+	if c.table != o.table || c.mode != o.mode || c.format != o.format || c.loc != o.loc || c.anyPartitions != o.anyPartitions || len(c.cols) != len(o.cols) {
+		return false
+	}
+	for i, col := range c.cols {
+		oc := o.cols[i]
+		if col.Name != oc.Name || col.NotNull != oc.NotNull || col.Type.ID() != oc.Type.ID() || col.Type.Name() != oc.Type.Name() {
+			return false
+		}
+	}
+	return true
+}
+
 func hasType(col tableschema.Column, ids []datatype.TypeID) bool {
 	for _, id := range ids {
 		if col.Type.ID() == id {
@@ -186,15 +203,45 @@ func (c *converter) row(r *transform.Record) (data.Record, int64, error) {
 	return row, size, nil
 }
 
-// bytesField is a key or value as a STRING or BINARY column value.
+// accept returns the error row would return for r, without building the
+// row when it need not: for formats TEXT and BINARY only the UTF-8 checks
+// of row can fail, so they are all it runs; CSV and FIELDS convert the row
+// (their checks are the conversion) and drop it.
+func (c *converter) accept(r *transform.Record) error {
+	switch c.format {
+	case connector.FormatText:
+		if c.mode != connector.ModeValue && r.Key != nil && !utf8.Valid(r.Key) {
+			return c.invalidUTF8(r, "key")
+		}
+		if c.mode != connector.ModeKey && r.Value != nil && !utf8.Valid(r.Value) {
+			return c.invalidUTF8(r, "value")
+		}
+		return nil
+	case connector.FormatBinary:
+		return nil
+	}
+	_, _, err := c.row(r)
+	return err
+}
+
+func (c *converter) invalidUTF8(r *transform.Record, what string) error {
+	return c.reject(r, "%s is not valid UTF-8: format TEXT takes UTF-8 text only (use format BINARY for raw bytes)", what)
+}
+
+// bytesField is a key or value as a STRING or BINARY column value. The
+// value shares b's memory instead of copying it: a row lives only until
+// the writer has encoded it (RecordProtocWriter.Write copies what it
+// sends and keeps nothing), and b, the record's key or value, is not
+// modified meanwhile. A row that outlives the record must not be built
+// this way.
 func (c *converter) bytesField(r *transform.Record, what string, b []byte, col tableschema.Column) (data.Data, error) {
 	if c.format == connector.FormatText && !utf8.Valid(b) {
-		return nil, c.reject(r, "%s is not valid UTF-8: format TEXT takes UTF-8 text only (use format BINARY for raw bytes)", what)
+		return nil, c.invalidUTF8(r, what)
 	}
 	if col.Type.ID() == datatype.BINARY {
-		return data.Binary(append([]byte(nil), b...)), nil
+		return data.Binary(b), nil
 	}
-	return data.String(b), nil // MaxCompute STRING holds any bytes
+	return data.String(unsafe.String(unsafe.SliceData(b), len(b))), nil // MaxCompute STRING holds any bytes
 }
 
 func (c *converter) csvRow(r *transform.Record) (data.Record, int64, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/tableschema"
 	"github.com/aliyun/aliyun-odps-go-sdk/odps/tunnel"
@@ -33,6 +34,8 @@ type Sink struct {
 	schema      *tableschema.TableSchema // set once the table is known to exist and fit
 	conv        *converter               // for the table's schema, set with schema
 	ledgerReady bool                     // the ledger table exists and fits
+	// loaded is conv, for the per-record PartitionOf without the lock.
+	loaded atomic.Pointer[converter]
 }
 
 // New returns a Sink for spec's sink.maxcompute section. It does no I/O;
@@ -84,6 +87,7 @@ func (s *Sink) ensureTable(ctx context.Context) (*tableschema.TableSchema, error
 		return nil, err
 	}
 	s.schema, s.conv = &schema, conv
+	s.loaded.Store(conv)
 	return s.schema, nil
 }
 
@@ -92,23 +96,29 @@ func (s *Sink) ensureTable(ctx context.Context) (*tableschema.TableSchema, error
 // without a timestamp is rejected, and so, once the table is known
 // (EnsureTable), is a record that will not convert to a row: Prepare then
 // opens no session, and creates no partition, for records that never land.
+//
+// It checks the conversion without building the row where the format
+// allows (converter.accept) and formats each hour's spec once
+// (partitioner.spec): the cut calls it for every record.
 func (s *Sink) PartitionOf(r *transform.Record) (string, error) {
 	if r.Timestamp.IsZero() {
-		return "", sink.Reject("partition", fmt.Errorf("topic %s partition %d offset %d: no timestamp to choose a partition from", r.Topic, r.Partition, r.Offset))
+		return "", noTimestamp(r)
 	}
-	s.mu.Lock()
-	conv := s.conv
-	s.mu.Unlock()
-	if conv != nil {
-		if _, _, err := conv.row(r); err != nil {
+	if conv := s.loaded.Load(); conv != nil {
+		if err := conv.accept(r); err != nil {
 			return "", err
 		}
 	}
 	return s.part.spec(r.Timestamp), nil
 }
 
+func noTimestamp(r *transform.Record) error {
+	return sink.Reject("partition", fmt.Errorf("topic %s partition %d offset %d: no timestamp to choose a partition from", r.Topic, r.Partition, r.Offset))
+}
+
 // Reject implements sink.Rejecter: the record cannot be written when it has
-// no timestamp or does not convert to a row of the table.
+// no timestamp or does not convert to a row of the table. It is
+// PartitionOf's check: a caller that needs both calls PartitionOf alone.
 func (s *Sink) Reject(r *transform.Record) error {
 	_, err := s.PartitionOf(r)
 	return err
@@ -221,7 +231,7 @@ func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepar
 	s.mu.Lock()
 	conv := s.conv
 	s.mu.Unlock()
-	b := &batch{s: s, id: id, streams: make(map[string]*stream, len(prepared.Sessions))}
+	b := &batch{s: s, id: id, conv: conv, streams: make(map[string]*stream, len(prepared.Sessions))}
 	if id.Redrive != nil {
 		b.origins = map[int64]int64{}
 	}
@@ -268,6 +278,12 @@ func (s *Sink) attach(ctx context.Context, id, part string) (*stream, error) {
 	conv, err := newConverter(s.c.name(), mc, s.part.loc, up.Schema())
 	if err != nil {
 		return nil, err
+	}
+	// The session's schema is the table's (as it always is unless the
+	// table changed since it was loaded): share the table's converter, so
+	// Add converts each record once (batch.Add).
+	if tc := s.loaded.Load(); tc != nil && tc.sameColumns(conv) {
+		conv = tc
 	}
 	st.conv = conv
 	return st, nil
