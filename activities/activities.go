@@ -185,6 +185,10 @@ func classify(err error) error {
 			return temporal.NewNonRetryableApplicationError(err.Error(), "KafkaAccessDenied", err)
 		}
 	}
+	var te *sink.ThrottledError
+	if errors.As(err, &te) {
+		return temporal.NewApplicationErrorWithOptions(err.Error(), sink.ErrThrottled, temporal.ApplicationErrorOptions{Cause: err})
+	}
 	if dl, ok := kafka.IsDataLost(err); ok {
 		// The details carry the log start, where the partition can go on
 		// once an operator acknowledges the loss.

@@ -212,6 +212,24 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Permanent wraps err as a *PermanentError of type typ.
 func Permanent(typ string, err error) error { return &PermanentError{Type: typ, Err: err} }
 
+// ThrottledError marks a failure the destination gave because requests
+// came too fast or its quota for a window is used up (OSS QpsLimitExceeded,
+// SlowDown; MaxCompute FlowExceeded, SlotExceeded, QuotaExceeded): no fault
+// of the data, and fixed by waiting. Activities turn it into a retryable
+// application error of type Throttled; a range that is still throttled
+// after its retries waits and is written again, never routed to the
+// error-data topic.
+type ThrottledError struct{ Err error }
+
+func (e *ThrottledError) Error() string { return e.Err.Error() }
+func (e *ThrottledError) Unwrap() error { return e.Err }
+
+// Throttled wraps err as a *ThrottledError.
+func Throttled(err error) error { return &ThrottledError{Err: err} }
+
+// ErrThrottled is the application error type of a *ThrottledError.
+const ErrThrottled = "Throttled"
+
 // Resumer is implemented by sinks that are the source of truth for what they
 // hold (the OSS meta and data objects, the MaxCompute ledger table), so a
 // connector whose workflow was lost resumes from the sink rather than from

@@ -1339,3 +1339,42 @@ func TestOSSBatchedWriteRetryAfterSIGKILL(t *testing.T) {
 	s.verifyLedger(spec)
 	requireEachOnce(t, s.readValues(topic+"/"), topic, 1, n, size, nil)
 }
+
+// TestOSSThrottledRangeWaitsNotRouted proves that throttling is not the
+// data's fault: a range whose object PUT is answered 429 QpsLimitExceeded
+// for longer than its write's retries last (about two minutes) is not
+// routed to the error-data topic under tolerance continue, as a failing
+// range is; it keeps its place, status says it is throttled, and once the
+// throttling stops it is written. Nothing goes to the error-data topic and
+// every value is in the bucket once.
+func TestOSSThrottledRangeWaitsNotRouted(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, n, size = "throttled", 3000, 100
+	s.createTopic(topic, 1)
+	spec := s.ossSpec("throttled-oss", topic)
+	spec.Batch.MaxRecords = 1000
+	require.Equal(t, connector.ToleranceContinue, spec.Errors.Tolerance)
+	s.exProduceAt(topic, 1, 0, n, size, exTS)
+	key := exKey(t, spec, 0, 1000, exTS)
+	inj := s.ossFake.InjectFault(ossfake.Throttled(ossfake.Match{Ops: []ossfake.Op{ossfake.OpPutObject, ossfake.OpInitiateMultipartUpload}, KeyPrefix: key}))
+	defer inj.Remove()
+
+	s.start(spec, 0)
+	st := s.waitFor(spec.Name, 5*time.Minute, "the range throttled past its retries", func(st workflows.Status) bool {
+		return len(st.Partitions) == 1 && strings.Contains(st.Partitions[0].LastError, "throttled by the destination")
+	})
+	p := exPartition(t, st, 0)
+	require.Equal(t, int64(1000), p.Next, "the throttled range keeps its place")
+	require.Zero(t, p.ErrorRecords)
+	require.False(t, p.Stopped)
+	inj.Remove()
+	st = s.waitFor(spec.Name, 3*time.Minute, "all records once the throttling stopped", caughtUp(n))
+	p = exPartition(t, st, 0)
+	require.Zero(t, p.ErrorRecords)
+	require.Equal(t, int64(n), p.Records)
+	require.Zero(t, s.exTopicRecords(spec.Errors.ErrorDataTopic), "nothing was routed")
+	rep := s.verifyLedger(spec)
+	require.Empty(t, rep.Partitions[0].Routed)
+	requireEachOnce(t, s.readValues(topic+"/"), topic, 1, n, size, nil)
+}

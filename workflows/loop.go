@@ -441,6 +441,9 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 	}
 	if err != nil {
 		p.LastError = "write: " + errMessage(err)
+		if c.throttled(ctx, p, err) {
+			return false
+		}
 		// A non-retryable error is the destination's configuration (no such
 		// bucket or table, access denied, another writer), not the data:
 		// routing every range to the error-data topic would divert the whole
@@ -525,6 +528,9 @@ func (c *conn) writeUncut(ctx, writeCtx workflow.Context, p *PartitionState) boo
 		return false
 	}
 	p.LastError = "write: " + errMessage(err)
+	if c.throttled(ctx, p, err) {
+		return false
+	}
 	if c.spec.Errors.Tolerance == connector.ToleranceStop || nonRetryable(err) {
 		p.Stopped = true
 		p.LastError += "; fix the cause, then signal resume"
@@ -560,6 +566,29 @@ func (c *conn) writeUncut(ctx, writeCtx workflow.Context, p *PartitionState) boo
 		return true
 	}
 	return false
+}
+
+// versionThrottleWaits is the GetVersion change id of the runs in which a
+// range the destination still throttles after its write's retries waits
+// and is written again, instead of being routed to the error-data topic
+// (runs before it routed it).
+const versionThrottleWaits = "throttle-waits"
+
+// throttleWait is how long such a range waits.
+const throttleWait = time.Minute
+
+// throttled handles a write that failed because the destination throttled
+// it (sink.ErrThrottled: a quota window used up, requests too fast): the
+// data is not at fault, so the range keeps its place and the partition
+// waits throttleWait before the loop writes it again. It reports whether
+// it did.
+func (c *conn) throttled(ctx workflow.Context, p *PartitionState, err error) bool {
+	if errType(err) != sink.ErrThrottled || workflow.GetVersion(ctx, versionThrottleWaits, workflow.DefaultVersion, 1) != 1 {
+		return false
+	}
+	p.LastError += "; throttled by the destination: the range is written again in " + throttleWait.String() + ", not routed"
+	_ = workflow.Sleep(ctx, throttleWait)
+	return true
 }
 
 // writeAll writes the pending ranges of ps and returns the cursors of the

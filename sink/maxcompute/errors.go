@@ -159,8 +159,15 @@ func classify(op string, err error) error {
 	if typ := permanentType(err); typ != "" {
 		return sink.Permanent(typ, wrapped)
 	}
+	if se, ok := asServiceError(err); ok && (se.status == http.StatusTooManyRequests || throttleCodes[se.code]) {
+		return sink.Throttled(wrapped)
+	}
 	return wrapped
 }
+
+// throttleCodes are the answers that say a quota is used up or requests
+// come too fast.
+var throttleCodes = map[string]bool{"FlowExceeded": true, "SlotExceeded": true, "QuotaExceeded": true, "OdpsServiceBusy": true}
 
 // asPermanent finds a *sink.PermanentError in err.
 func asPermanent(err error) (*sink.PermanentError, bool) {

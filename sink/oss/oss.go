@@ -472,7 +472,11 @@ var retryableCodes = map[string]bool{
 	"OperationAborted": true, "NoSuchUpload": true, "ConcurrentUpdateObjectLimit": true,
 }
 
-// classify marks errors no retry can fix as permanent: an answer of 400..499
+// throttleCodes are the answers that say requests come too fast.
+var throttleCodes = map[string]bool{"TooManyRequests": true, "QpsLimitExceeded": true, "TotalQpsLimitExceeded": true, "SlowDown": true, "Throttling": true}
+
+// classify marks errors no retry can fix as permanent, and throttling as
+// such (sink.Throttled): an answer of 400..499
 // other than throttling, a timeout or a conflict the sink handles is the
 // request's or the bucket's fault (bad credentials, no such bucket, access
 // denied, an invalid argument), so the partition parks instead of retrying
@@ -489,7 +493,10 @@ func classify(err error) error {
 	if !ok {
 		return err
 	}
-	if se.StatusCode == http.StatusTooManyRequests || se.StatusCode == http.StatusRequestTimeout || se.StatusCode < 400 || se.StatusCode >= 500 || retryableCodes[se.Code] {
+	if se.StatusCode == http.StatusTooManyRequests || throttleCodes[se.Code] {
+		return sink.Throttled(err)
+	}
+	if se.StatusCode == http.StatusRequestTimeout || se.StatusCode < 400 || se.StatusCode >= 500 || retryableCodes[se.Code] {
 		return err
 	}
 	typ := se.Code
