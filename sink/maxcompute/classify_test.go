@@ -29,14 +29,16 @@ func TestErrorClassification(t *testing.T) {
 		name      string
 		fault     odpsemu.Fault
 		permanent string // "" for retryable
+		throttled bool   // sink.Throttled: the range waits, it is never routed
 	}{
-		{"400 without a code", odpsemu.Fault{Status: http.StatusBadRequest}, "HTTP400"},
-		{"400 InvalidArgument", odpsemu.Fault{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "bad"}, "InvalidArgument"},
-		{"403", odpsemu.Fault{Status: http.StatusForbidden, Code: "NoPermission", Message: "no"}, maxcompute.ErrAccessDenied},
-		{"429 FlowExceeded", odpsemu.FlowExceeded(odpsemu.Match{}), ""},
-		{"408", odpsemu.Fault{Status: http.StatusRequestTimeout, Code: "RequestTimeout", Message: "slow"}, ""},
-		{"500", odpsemu.InternalServerError(odpsemu.Match{}), ""},
-		{"503", odpsemu.ServiceUnavailable(odpsemu.Match{}), ""},
+		{"400 without a code", odpsemu.Fault{Status: http.StatusBadRequest}, "HTTP400", false},
+		{"400 InvalidArgument", odpsemu.Fault{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "bad"}, "InvalidArgument", false},
+		{"403", odpsemu.Fault{Status: http.StatusForbidden, Code: "NoPermission", Message: "no"}, maxcompute.ErrAccessDenied, false},
+		{"429 FlowExceeded", odpsemu.FlowExceeded(odpsemu.Match{}), "", true},
+		{"429 SlotExceeded", odpsemu.Fault{Status: http.StatusTooManyRequests, Code: "SlotExceeded", Message: "slots"}, "", true},
+		{"408", odpsemu.Fault{Status: http.StatusRequestTimeout, Code: "RequestTimeout", Message: "slow"}, "", false},
+		{"500", odpsemu.InternalServerError(odpsemu.Match{}), "", false},
+		{"503", odpsemu.ServiceUnavailable(odpsemu.Match{}), "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.fault
@@ -47,6 +49,8 @@ func TestErrorClassification(t *testing.T) {
 			require.Error(t, err)
 			require.Positive(t, inj.Fired())
 			pe, permanent := asPermanent(err)
+			var te *sink.ThrottledError
+			require.Equal(t, tc.throttled, errors.As(err, &te), "throttled: %v", err)
 			if tc.permanent == "" {
 				require.False(t, permanent, "retryable, got %v", err)
 				return
