@@ -427,16 +427,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		}
 	}
 	if err != nil && errType(err) == "DataLost" {
-		// Retention deleted records of the range while it was being
-		// written: nothing of it landed (the write aborts before its
-		// commit). The range is void; the partition parks as data-lost.
-		end := pend.First
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.HasDetails() {
-			_ = appErr.Details(&end)
-		}
-		p.Pending = nil
-		c.dataLost(p, sink.Range{First: p.Next, End: max(end, p.Next)})
+		c.lostWhileWriting(p, err)
 		return false
 	}
 	if err != nil {
@@ -456,20 +447,8 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		}
 		return c.route(ctx, p, err)
 	}
-	p.Next = res.End
 	p.Pending = nil
-	c.addCounts(res.Transform)
-	p.Records += res.Written.Records
-	p.Bytes += res.Written.Bytes
-	p.Objects += int64(len(res.Written.Objects))
-	p.DeadLetters += res.DeadLetters
-	if n := len(res.Written.Objects); n > 0 {
-		p.LastObject = res.Written.Objects[n-1]
-	}
-	if p.SkipAt >= 0 && p.SkipAt < p.Next {
-		p.SkipAt = -1
-	}
-	p.LastError = ""
+	c.wrote(p, res)
 	if pend.Poison != nil {
 		c.park(p, pend.Poison)
 	}
@@ -492,23 +471,11 @@ func (c *conn) writeUncut(ctx, writeCtx workflow.Context, p *PartitionState) boo
 		First: pend.First, PlanEnd: pend.End, Batches: writeBatches, SkipAt: p.SkipAt, Writer: c.writer, TopicID: c.st.TopicID, Epoch: p.Epoch,
 	}).Get(ctx, &res)
 	if err == nil {
-		p.Next = max(p.Next, res.End)
 		p.Pending = nil
 		if res.End < pend.End && res.Stopped == nil {
 			p.Pending = &Pending{First: res.End, End: pend.End, Uncut: true}
 		}
-		c.addCounts(res.Transform)
-		p.Records += res.Written.Records
-		p.Bytes += res.Written.Bytes
-		p.Objects += int64(len(res.Written.Objects))
-		p.DeadLetters += res.DeadLetters
-		if n := len(res.Written.Objects); n > 0 {
-			p.LastObject = res.Written.Objects[n-1]
-		}
-		if p.SkipAt >= 0 && p.SkipAt < p.Next {
-			p.SkipAt = -1
-		}
-		p.LastError = ""
+		c.wrote(p, res)
 		if res.Failed != "" {
 			p.LastError = "write: " + res.Failed + " (retrying from offset " + strconv.FormatInt(res.End, 10) + ")"
 		}
@@ -518,13 +485,7 @@ func (c *conn) writeUncut(ctx, writeCtx workflow.Context, p *PartitionState) boo
 		return res.End > pend.First
 	}
 	if errType(err) == "DataLost" {
-		end := pend.First
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.HasDetails() {
-			_ = appErr.Details(&end)
-		}
-		p.Pending = nil
-		c.dataLost(p, sink.Range{First: p.Next, End: max(end, p.Next)})
+		c.lostWhileWriting(p, err)
 		return false
 	}
 	p.LastError = "write: " + errMessage(err)
@@ -589,6 +550,38 @@ func (c *conn) throttled(ctx workflow.Context, p *PartitionState, err error) boo
 	p.LastError += "; throttled by the destination: the range is written again in " + throttleWait.String() + ", not routed"
 	_ = workflow.Sleep(ctx, throttleWait)
 	return true
+}
+
+// wrote moves partition p past what a write committed and counts it.
+func (c *conn) wrote(p *PartitionState, res activities.WriteResult) {
+	p.Next = max(p.Next, res.End)
+	c.addCounts(res.Transform)
+	p.Records += res.Written.Records
+	p.Bytes += res.Written.Bytes
+	p.Objects += int64(len(res.Written.Objects))
+	p.DeadLetters += res.DeadLetters
+	if n := len(res.Written.Objects); n > 0 {
+		p.LastObject = res.Written.Objects[n-1]
+	}
+	if p.SkipAt >= 0 && p.SkipAt < p.Next {
+		p.SkipAt = -1
+	}
+	p.LastError = ""
+}
+
+// lostWhileWriting parks p as data-lost after a write failed with
+// DataLost: retention deleted records of its range while it was being
+// written, and nothing of the failed batch landed (a write aborts before
+// its commit). The range is void; the loss begins at the partition's
+// cursor and ends at the log start the error carries.
+func (c *conn) lostWhileWriting(p *PartitionState, err error) {
+	end := p.Next
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() {
+		_ = appErr.Details(&end)
+	}
+	p.Pending = nil
+	c.dataLost(p, sink.Range{First: p.Next, End: max(end, p.Next)})
 }
 
 // writeAll writes the pending ranges of ps and returns the cursors of the
