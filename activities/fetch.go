@@ -89,7 +89,9 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	var res FetchRangesResult
+	var polled time.Time
 	for {
+		polled = time.Now()
 		bounds, err := pollBounds(ctx, kc, spec.Kafka.Topic, in.Cursors) // shared by the worker's loops
 		if err != nil {
 			return FetchRangesResult{}, classify(err)
@@ -136,6 +138,10 @@ func (a *Activities) FetchRanges(ctx context.Context, in FetchRangesInput) (Fetc
 		if err := checkTopicID(ctx, kc, spec.Kafka.Topic, in.TopicID); err != nil {
 			return FetchRangesResult{}, err
 		}
+	}
+	if in.Version >= V3 {
+		at := polled.UTC()
+		res.At = &at
 	}
 	if in.Version < V2 || in.Batches > 0 {
 		// V1 writes cut their ranges; V3 uncut plans are cut by their write.

@@ -139,6 +139,9 @@ type FetchRangesInput struct {
 // no data arrived within the flush interval.
 type FetchRangesResult struct {
 	Plans []Plan `json:"plans"`
+	// At (V3) is when the offsets the plans end at were read: the next
+	// call's flush interval runs from then (FetchRangesInput.Since).
+	At *time.Time `json:"at,omitempty"`
 }
 
 // Plan is a planned range [First, PlanEnd) of one partition. It carries no

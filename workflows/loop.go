@@ -118,8 +118,13 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			}
 			err := c.fetch(ctx, fetchCtx, i, in, batched).Get(ctx, &fetched)
 			if batched && err == nil && anyPlanned(fetched.Plans) {
-				now := workflow.Now(ctx)
-				lastPlan = &now
+				// The next flush interval runs from when these plans' offsets
+				// were read (the plan's cut and the write come after).
+				at := workflow.Now(ctx)
+				if fetched.At != nil && fetched.At.Before(at) {
+					at = *fetched.At
+				}
+				lastPlan = &at
 			}
 			switch {
 			case err != nil && batched && temporal.IsCanceledError(err) && ctx.Err() == nil:
