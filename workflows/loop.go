@@ -26,9 +26,12 @@ const fetchErrorPause = 10 * time.Second
 
 // loop runs loop i: fetch-range → [prepare] → write-partition for each of
 // its partitions with data, then commit-offset, until the run drains for
-// continue-as-new or is cancelled. A partition's range is cut once (by
+// continue-as-new or is cancelled. A partition's range is planned once (by
 // FetchRanges, recorded in history) and kept in Pending until it is
-// written, routed or the partition is resumed past it.
+// written, routed or the partition is resumed past it. A V2 range is cut
+// by FetchRanges; a batched run's OSS range under tolerance continue is
+// uncut, and its writes cut it into batches as they read it (see
+// writeUncut), committing group offsets when the loop has caught up.
 func (c *conn) loop(ctx workflow.Context, i int) {
 	toCommit := map[int32]activities.Cursor{} // moved, not yet committed (batched writes)
 	var lastPlan *time.Time                   // when the loop's last plan was made (batched writes)
