@@ -46,7 +46,7 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 		}
 		fresh = fresh[:0]
 		for _, p := range parts {
-			if !known[p] {
+			if !known[p] && in.Shard.Owns(p) {
 				fresh = append(fresh, p)
 			}
 		}
@@ -54,6 +54,12 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 			if res.TopicID, err = kc.TopicID(ctx, spec.Kafka.Topic); err != nil {
 				return DiscoverResult{}, classify(err)
 			}
+		}
+		if in.ListOnly {
+			for _, p := range fresh {
+				res.Partitions = append(res.Partitions, PartitionStart{Partition: p})
+			}
+			return res, nil
 		}
 		if len(fresh) > 0 || len(in.Known) == 0 {
 			break

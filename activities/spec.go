@@ -201,6 +201,11 @@ type temporalClient interface {
 	// UpdateInputs are the JSON inputs of a run's accepted updates of the
 	// given name, in history order.
 	UpdateInputs(ctx context.Context, workflowID, runID, name string) ([][]byte, error)
+	// Update sends Update name with arg to the running workflowID under
+	// updateID (Temporal runs one update id once) and returns its result.
+	Update(ctx context.Context, workflowID, updateID, name string, arg any) (json.RawMessage, error)
+	// Running says whether workflowID has a running execution.
+	Running(ctx context.Context, workflowID string) (bool, error)
 }
 
 // historyClient reads start inputs through a client.Client.

@@ -67,6 +67,13 @@ type DiscoverInput struct {
 	// that found nothing every Every.
 	Wait  time.Duration `json:"wait,omitempty"`
 	Every time.Duration `json:"every,omitempty"`
+	// Shard, when set, limits discovery to the shard's partitions (a
+	// sharded connector's shard workflow).
+	Shard *Shard `json:"shard,omitempty"`
+	// ListOnly returns the topic's partitions (and its id) without
+	// resolving where they start, creating topics or checking the sink: a
+	// new connector's workflow uses it to decide whether to shard.
+	ListOnly bool `json:"listOnly,omitempty"`
 }
 
 // DiscoverResult lists new partitions with their starting cursors.

@@ -50,7 +50,7 @@ func TestParseUnknownFields(t *testing.T) {
 		{"top level",
 			"name: demo-oss\n", "name: demo-oss\nbogus: hunter2\n",
 			`"name": "demo-oss"`, `"name": "demo-oss", "bogus": "hunter2"`,
-			[]want{{"bogus", "unknown field; known fields are name, kafka, concurrency, batch, errors, transforms, sink"}}},
+			[]want{{"bogus", "unknown field; known fields are name, kafka, concurrency, partitionsPerWorkflow, batch, errors, transforms, sink"}}},
 		{"nested",
 			"    bucket: dumpflow\n", "    bucket: dumpflow\n    region: hunter2\n",
 			`"bucket": "dumpflow"`, `"bucket": "dumpflow", "region": "hunter2"`,

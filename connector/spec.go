@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // IANA time zones on minimal machines
@@ -71,6 +72,14 @@ type Spec struct {
 	// spread over the loops round-robin. One of 1, 2, 3, 6, 12.
 	// Optional. Default: 6.
 	Concurrency int `json:"concurrency,omitempty"`
+	// PartitionsPerWorkflow is how many partitions one workflow runs. A
+	// topic with more partitions when the connector starts has its
+	// partitions spread over shard workflows, children of the connector's
+	// workflow (partition p runs in shard p mod shards), so that no one
+	// history grows faster than Temporal sustains; concurrency is then
+	// shared among them. Fixed for the connector's life. 1..4096.
+	// Optional. Default (0): 32.
+	PartitionsPerWorkflow int `json:"partitionsPerWorkflow,omitempty"`
 	// Batch bounds each write. Optional; see BatchSpec for defaults.
 	Batch BatchSpec `json:"batch,omitempty"`
 	// Errors says what happens to records and writes that fail.
@@ -294,6 +303,30 @@ func (s *Spec) WorkflowID() string { return WorkflowID(s.Name) }
 
 // WorkflowID returns the workflow id of the connector named name.
 func WorkflowID(name string) string { return "connector-" + name }
+
+// DefaultPartitionsPerWorkflow is PartitionsPerWorkflow's default.
+const DefaultPartitionsPerWorkflow = 32
+
+// Shards is how many shard workflows a connector over a topic of n
+// partitions runs: 0 (its own workflow runs them) unless n exceeds
+// PartitionsPerWorkflow.
+func (s *Spec) Shards(n int) int {
+	per := s.PartitionsPerWorkflow
+	if per <= 0 {
+		per = DefaultPartitionsPerWorkflow
+	}
+	if n <= per {
+		return 0
+	}
+	return (n + per - 1) / per
+}
+
+// ShardWorkflowID returns the workflow id of shard k of the connector
+// named name: connector-<name>/shard-<k>. A name cannot hold '/', so it
+// is never another connector's id.
+func ShardWorkflowID(name string, k int) string {
+	return WorkflowID(name) + "/shard-" + strconv.Itoa(k)
+}
 
 // Default fills in every optional field that is unset. It is idempotent.
 func (s *Spec) Default() {

@@ -101,6 +101,7 @@ func TestValidate(t *testing.T) {
 		{"sasl mechanism", false, func(s *Spec) { s.Kafka.SASL = &SASLSpec{Mechanism: "GSSAPI", Credentials: "k"} }, "kafka.sasl.mechanism", "PLAIN, SCRAM"},
 		{"sasl credentials", false, func(s *Spec) { s.Kafka.SASL = &SASLSpec{Mechanism: "PLAIN"} }, "kafka.sasl.credentials", "is required"},
 		{"concurrency", false, func(s *Spec) { s.Concurrency = 4 }, "concurrency", "1, 2, 3, 6, 12"},
+		{"partitionsPerWorkflow", false, func(s *Spec) { s.PartitionsPerWorkflow = 5000 }, "partitionsPerWorkflow", "1..4096"},
 		{"max records", false, func(s *Spec) { s.Batch.MaxRecords = -1 }, "batch.maxRecords", "1..1000000"},
 		{"max bytes", false, func(s *Spec) { s.Batch.MaxBytes = 10 }, "batch.maxBytes", "1KiB..1GiB"},
 		{"flush interval", false, func(s *Spec) { s.Batch.FlushInterval = Duration(time.Millisecond) }, "batch.flushInterval", "100ms..24h"},
@@ -218,4 +219,16 @@ func TestResolveCredentials(t *testing.T) {
 	t.Setenv("DUMPFLOW_CREDENTIALS_DIR", dir)
 	_, err = ResolveCredentials("missing")
 	require.ErrorContains(t, err, "DUMPFLOW_CRED_MISSING_ACCESS_KEY_ID")
+}
+
+func TestShards(t *testing.T) {
+	var s Spec
+	require.Equal(t, 0, s.Shards(32), "32 partitions fit one workflow at the default")
+	require.Equal(t, 2, s.Shards(33))
+	require.Equal(t, 8, s.Shards(256))
+	s.PartitionsPerWorkflow = 2
+	require.Equal(t, 0, s.Shards(2))
+	require.Equal(t, 3, s.Shards(6))
+	require.Equal(t, 3, s.Shards(5))
+	require.Equal(t, "connector-demo/shard-2", ShardWorkflowID("demo", 2))
 }

@@ -111,6 +111,9 @@ func (s *Spec) Validate() error {
 	if !contains(concurrency, s.Concurrency) {
 		add("concurrency", strconv.Itoa(s.Concurrency), "must be one of 1, 2, 3, 6, 12")
 	}
+	if s.PartitionsPerWorkflow < 0 || s.PartitionsPerWorkflow > 4096 {
+		add("partitionsPerWorkflow", strconv.Itoa(s.PartitionsPerWorkflow), "must be 1..4096 (or left out: 32)")
+	}
 
 	if s.Batch.MaxRecords < 1 || s.Batch.MaxRecords > 1_000_000 {
 		add("batch.maxRecords", strconv.Itoa(s.Batch.MaxRecords), "must be 1..1000000")

@@ -140,12 +140,11 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, ns string) err
 }
 
 func queryStatus(ctx context.Context, c client.Client, name string) (workflows.Status, error) {
-	var st workflows.Status
-	v, err := c.QueryWorkflow(ctx, connector.WorkflowID(name), "", workflows.QueryStatus)
+	st, err := workflows.ConnectorStatus(ctx, c, name)
 	if err != nil {
 		return st, notFound(name, err)
 	}
-	return st, v.Get(&st)
+	return st, nil
 }
 
 func querySpec(ctx context.Context, c client.Client, name string) (*connector.Spec, error) {
@@ -183,6 +182,9 @@ func printStatusAs(w io.Writer, st workflows.Status, state string) {
 		}
 	}
 	fmt.Fprintf(w, "connector %s  topic %s → %s  %s  run %d  history %d events\n", st.Name, st.Topic, st.Sink, state, st.Run, st.HistoryLength)
+	if len(st.Shards) > 0 {
+		fmt.Fprintf(w, "sharded: partitions run in %d shard workflows, partition p in shard p mod %d: %s\n", len(st.Shards), len(st.Shards), strings.Join(st.Shards, ", "))
+	}
 	if st.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", sentence(st.Error))
 	}

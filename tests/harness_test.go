@@ -191,12 +191,7 @@ func (s *stack) start(spec *connector.Spec, historyLimit int) {
 }
 
 func (s *stack) status(name string) (workflows.Status, error) {
-	var st workflows.Status
-	v, err := s.client.QueryWorkflow(context.Background(), connector.WorkflowID(name), "", workflows.QueryStatus)
-	if err != nil {
-		return st, err
-	}
-	return st, v.Get(&st)
+	return workflows.ConnectorStatus(context.Background(), s.client, name)
 }
 
 // waitFor polls the status until cond holds.

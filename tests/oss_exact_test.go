@@ -147,12 +147,7 @@ func (s *stack) exProduceAt(topic string, partitions int32, from, to, size int, 
 
 // exStatus queries the status of connector name through c.
 func exStatus(c client.Client, name string) (workflows.Status, error) {
-	var st workflows.Status
-	v, err := c.QueryWorkflow(context.Background(), connector.WorkflowID(name), "", workflows.QueryStatus)
-	if err != nil {
-		return st, err
-	}
-	return st, v.Get(&st)
+	return workflows.ConnectorStatus(context.Background(), c, name)
 }
 
 // exPartition is partition p's row of st.

@@ -76,6 +76,10 @@ type ConnectorInput struct {
 	// stopped, data-lost) partitions are read again, so their lag stays
 	// true, e.g. "5s". Optional. Default and maximum: 30s.
 	RefreshInterval connector.Duration `json:"refreshInterval,omitempty"`
+	// Shard is set on a sharded connector's shard workflows (started by
+	// the connector's workflow; see Sharding): the run takes only the
+	// shard's partitions.
+	Shard *activities.Shard `json:"shard,omitempty"`
 }
 
 // NewInput is the input that starts spec's connector.
@@ -99,6 +103,12 @@ type ConnectorState struct {
 	// Transform totals what each transform step did, over every partition
 	// and run since the connector started.
 	Transform []transform.StepCounts `json:"transform,omitempty"`
+	// Shards, when set, makes the run a sharded connector's root: its
+	// partitions run in this many shard workflows (see Sharding).
+	Shards int `json:"shards,omitempty"`
+	// ShardStates are a sharded root's shards' states as they last
+	// reported them (ShardState), by shard index.
+	ShardStates []string `json:"shardStates,omitempty"`
 }
 
 // Partition states.
@@ -205,6 +215,9 @@ type Status struct {
 	// Transform is what each transform step did so far: records in, out,
 	// dropped and failed.
 	Transform []transform.StepCounts `json:"transform,omitempty"`
+	// Shards are a sharded connector's shard workflow ids; its partitions
+	// are in their status (ConnectorStatus merges them).
+	Shards []string `json:"shards,omitempty"`
 }
 
 // PartitionStatus is one partition's row in Status.
@@ -235,12 +248,14 @@ type conn struct {
 	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
 	refreshInterval   time.Duration
 	queued            map[string][]any
-	busy              map[int32]int // activities in flight that write to the sink, per partition
-	settingOffsets    bool          // a set-offsets update is being applied: loops wait
-	holding           bool          // an update-spec waits for the batch boundary: loops wait
-	idle              int           // loops waiting at the top of an iteration
-	running           map[int]bool  // the loops running, by index
-	specJSON          []byte        // the spec as the next run starts with it (changed by update-spec)
+	busy              map[int32]int     // activities in flight that write to the sink, per partition
+	settingOffsets    bool              // a set-offsets update is being applied: loops wait
+	holding           bool              // an update-spec waits for the batch boundary: loops wait
+	idle              int               // loops waiting at the top of an iteration
+	running           map[int]bool      // the loops running, by index
+	specJSON          []byte            // the spec as the next run starts with it (changed by update-spec)
+	shard             *activities.Shard // set in a shard workflow: the partitions it takes
+	forwards          []forward         // signals a sharded root has yet to forward
 }
 
 // Connector runs a connector: it discovers the topic's partitions (and
@@ -272,7 +287,11 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		return err
 	}
 	info := workflow.GetInfo(ctx)
-	if want := connector.WorkflowID(spec.Name); info.WorkflowExecution.ID != want {
+	want := connector.WorkflowID(spec.Name)
+	if in.Shard != nil {
+		want = connector.ShardWorkflowID(spec.Name, in.Shard.Index)
+	}
+	if info.WorkflowExecution.ID != want {
 		err := fmt.Errorf("connector %s must run as workflow %s, not %s: one connector name has one workflow, so two workflows can never write the same data (start it with 'starter create' or --workflow-id %s)",
 			spec.Name, want, info.WorkflowExecution.ID, want)
 		return temporal.NewNonRetryableApplicationError(err.Error(), "WrongWorkflowID", err)
@@ -288,6 +307,7 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 		queued:  map[string][]any{},
 		busy:    map[int32]int{},
 		running: map[int]bool{},
+		shard:   in.Shard,
 	}
 	c.specJSON = in.Spec
 	if c.limit <= 0 {
@@ -340,10 +360,20 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 
 	workflow.Go(ctx, c.publish)
 
+	if in.Shard == nil && c.st.Shards == 0 && !c.st.Discovered && workflow.GetVersion(ctx, versionShards, workflow.DefaultVersion, 1) == 1 {
+		n, err := c.countPartitions(ctx)
+		if err != nil {
+			return c.finish(ctx, err)
+		}
+		c.st.Shards = c.spec.Shards(n)
+	}
+	if c.st.Shards > 0 {
+		return c.runRoot(ctx, in, chans)
+	}
 	if err := c.discover(ctx, true, false); err != nil {
 		return c.finish(ctx, err)
 	}
-	for i := range c.spec.Concurrency {
+	for i := range c.concurrency() {
 		c.startLoop(ctx, i)
 	}
 	c.discovery = true
@@ -400,7 +430,13 @@ func Connector(ctx workflow.Context, in ConnectorInput) error {
 	// Apply signals that arrived while draining, in order, then carry
 	// everything over.
 	c.applySignals(chans)
-	return workflow.NewContinueAsNewError(ctx, ConnectorName, ConnectorInput{Spec: c.specJSON, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval})
+	return workflow.NewContinueAsNewError(ctx, ConnectorName, c.continued(in))
+}
+
+// continued is the input the run continues as new with: in's settings
+// and shard, the spec as updated and the state carried over.
+func (c *conn) continued(in ConnectorInput) ConnectorInput {
+	return ConnectorInput{Spec: c.specJSON, State: c.st, HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval, Shard: in.Shard}
 }
 
 // startLoop starts partition loop i unless it runs (a loop retired by a
@@ -503,6 +539,17 @@ func (c *conn) applySignals(chans []namedChannel) {
 		}
 		v := q[0]
 		c.queued[name] = q[1:]
+		if c.st.Shards > 0 {
+			// A sharded root passes signals on to its shards.
+			c.forwards = append(c.forwards, forward{name, v})
+			switch name {
+			case SignalPause:
+				c.st.Paused = true
+			case SignalResume:
+				c.st.Paused = false
+			}
+			return
+		}
 		switch name {
 		case SignalPause:
 			c.st.Paused = true
@@ -579,7 +626,7 @@ func (c *conn) discover(ctx workflow.Context, first, longPoll bool) error {
 		var res activities.DiscoverResult
 		err := workflow.ExecuteActivity(actx, (*activities.Activities).Discover, activities.DiscoverInput{
 			SpecInput: activities.SpecInput{SpecRef: c.specRef}, Known: known, Version: activities.V2, Initial: !c.st.Discovered, Writer: c.writer,
-			Wait: wait, Every: c.discoveryInterval,
+			Wait: wait, Every: c.discoveryInterval, Shard: c.shard,
 		}).Get(ctx, &res)
 		if err == nil {
 			c.err = ""
@@ -623,7 +670,7 @@ func (c *conn) discover(ctx workflow.Context, first, longPoll bool) error {
 func (c *conn) group(i int) []*PartitionState {
 	var g []*PartitionState
 	for j, p := range c.st.Partitions {
-		if j%c.spec.Concurrency == i {
+		if j%c.concurrency() == i {
 			g = append(g, p)
 		}
 	}
@@ -649,6 +696,9 @@ func (c *conn) status(ctx workflow.Context) Status {
 			s.Error += "; "
 		}
 		s.Error += c.commitErr
+	}
+	if c.st.Shards > 0 {
+		s.Shards = c.shardIDs()
 	}
 	for _, p := range c.st.Partitions {
 		ps := PartitionStatus{PartitionState: *p, State: partitionState(c.st, p), Lag: max(0, p.HighWatermark-p.Next)}

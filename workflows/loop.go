@@ -65,10 +65,10 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 		// past the new concurrency ends there.
 		c.idle++
 		err := workflow.Await(ctx, func() bool {
-			return c.draining || i >= c.spec.Concurrency || (!c.st.Paused && !c.settingOffsets && !c.holding && runnable(c.group(i)))
+			return c.draining || i >= c.concurrency() || (!c.st.Paused && !c.settingOffsets && !c.holding && runnable(c.group(i)))
 		})
 		c.idle--
-		if err != nil || c.draining || ctx.Err() != nil || i >= c.spec.Concurrency {
+		if err != nil || c.draining || ctx.Err() != nil || i >= c.concurrency() {
 			flush()
 			return
 		}
@@ -212,7 +212,7 @@ func (c *conn) fetch(ctx, fetchCtx workflow.Context, i int, in activities.FetchR
 	ref := c.specRef
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		_ = workflow.Await(ctx, func() bool {
-			return f.IsReady() || c.draining || c.st.Paused || c.settingOffsets || c.holding || c.specRef != ref || i >= c.spec.Concurrency
+			return f.IsReady() || c.draining || c.st.Paused || c.settingOffsets || c.holding || c.specRef != ref || i >= c.concurrency()
 		})
 		if !f.IsReady() {
 			cancel()

@@ -80,6 +80,14 @@ func (c *conn) registerUpdates(ctx workflow.Context) error {
 // one that is malformed, naming the field, the value and the rule. It only
 // reads state.
 func (c *conn) validateSetOffsets(req SetOffsets) error {
+	if c.st.Shards > 0 {
+		// A sharded root's shards check the request against their
+		// partitions.
+		if c.settingOffsets {
+			return fmt.Errorf("connector %s: another set-offsets update is being applied; retry when it is done", c.spec.Name)
+		}
+		return nil
+	}
 	if !c.st.Paused {
 		// Partitions parked as data-lost or stopped run nothing: setting
 		// their offsets is the way on, without pausing the others.
@@ -149,6 +157,9 @@ func (c *conn) selected(req SetOffsets) []*PartitionState {
 func (c *conn) setOffsets(ctx workflow.Context, req SetOffsets) (SetOffsetsResult, error) {
 	if workflow.GetVersion(ctx, versionSetOffsets, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return SetOffsetsResult{}, temporal.NewNonRetryableApplicationError("set-offsets is not supported by this run", "Unsupported", nil)
+	}
+	if c.st.Shards > 0 {
+		return c.rootSetOffsets(ctx, req)
 	}
 	c.settingOffsets = true
 	defer func() { c.settingOffsets = false }()

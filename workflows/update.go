@@ -141,6 +141,9 @@ func (c *conn) updateSpec(ctx workflow.Context, req UpdateSpecRequest) (UpdateSp
 	if workflow.GetVersion(ctx, versionUpdateSpec, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return UpdateSpecResult{}, temporal.NewNonRetryableApplicationError("update-spec is not supported by this run", "Unsupported", nil)
 	}
+	if c.st.Shards > 0 {
+		return c.rootUpdateSpec(ctx, req)
+	}
 	spec, changed, err := c.parseUpdate(req)
 	if err != nil {
 		return UpdateSpecResult{}, err
@@ -154,12 +157,12 @@ func (c *conn) updateSpec(ctx workflow.Context, req UpdateSpecRequest) (UpdateSp
 	if err := workflow.Await(ctx, func() bool { return c.idle == c.loops || c.draining }); err != nil {
 		return UpdateSpecResult{}, err
 	}
-	old := c.spec.Concurrency
+	old := c.concurrency()
 	raw, _ := json.Marshal(spec)
 	c.spec, c.specJSON, c.warning = *spec, raw, ""
 	c.specRef = activities.Remember(spec)
 	if !c.draining {
-		for i := old; i < spec.Concurrency; i++ {
+		for i := old; i < c.concurrency(); i++ {
 			c.startLoop(ctx, i)
 		}
 	}

@@ -73,6 +73,10 @@ func (c *conn) publish(ctx workflow.Context) {
 	lastState, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(SearchState)
 	var lastKey uint64
 	first := true
+	// A shard reports its state to its connector's workflow, which
+	// publishes the worst of its shards' (reportShardStates).
+	report := c.shard != nil
+	reported := ""
 	for {
 		if key := c.progressKey(); first || key != lastKey {
 			workflow.SetCurrentDetails(ctx, c.currentDetails())
@@ -83,12 +87,61 @@ func (c *conn) publish(ctx workflow.Context) {
 				lastState = state
 			}
 		}
+		if state := c.connectorState(); report && state != reported {
+			err := workflow.SignalExternalWorkflow(ctx, connector.WorkflowID(c.spec.Name), "", signalShardState, ShardState{Index: c.shard.Index, State: state}).Get(ctx, nil)
+			if err != nil && ctx.Err() != nil {
+				return
+			}
+			reported = state // a root that is gone is not told again
+		}
 		if err := workflow.Await(ctx, func() bool {
-			return c.draining || c.progressKey() != lastKey || upsert && c.connectorState() != lastState
+			return c.draining || c.progressKey() != lastKey || upsert && c.connectorState() != lastState || report && c.connectorState() != reported
 		}); err != nil || c.draining {
 			return
 		}
 	}
+}
+
+// signalShardState carries a shard's state (ShardState) to its connector's
+// workflow.
+const signalShardState = "shard-state"
+
+// ShardState is a shard's worst partition state, as it reports it.
+type ShardState struct {
+	Index int    `json:"index"`
+	State string `json:"state"`
+}
+
+// reportShardStates takes the shards' state reports in a sharded root.
+func (c *conn) reportShardStates(ctx workflow.Context) {
+	ch := workflow.GetSignalChannel(ctx, signalShardState)
+	for {
+		var r ShardState
+		if !ch.Receive(ctx, &r) {
+			return
+		}
+		c.takeShardState(r)
+	}
+}
+
+// takeShardStates takes the reports waiting on the channel (before a
+// root continues as new).
+func (c *conn) takeShardStates(ctx workflow.Context) {
+	ch := workflow.GetSignalChannel(ctx, signalShardState)
+	var r ShardState
+	for ch.ReceiveAsync(&r) {
+		c.takeShardState(r)
+	}
+}
+
+func (c *conn) takeShardState(r ShardState) {
+	if r.Index < 0 || r.Index >= c.st.Shards {
+		return
+	}
+	if len(c.st.ShardStates) != c.st.Shards {
+		c.st.ShardStates = make([]string, c.st.Shards)
+	}
+	c.st.ShardStates[r.Index] = r.State
 }
 
 // stateRank orders partition states from best to worst.
@@ -107,6 +160,11 @@ func (c *conn) connectorState() string {
 	}
 	for _, p := range c.st.Partitions {
 		if s := partitionState(c.st, p); rank[s] > rank[state] {
+			state = s
+		}
+	}
+	for _, s := range c.st.ShardStates {
+		if rank[s] > rank[state] {
 			state = s
 		}
 	}
@@ -133,6 +191,9 @@ func (c *conn) progressKey() uint64 {
 	h := uint64(len(c.st.Partitions))
 	if c.st.Paused {
 		h++
+	}
+	for _, s := range c.st.ShardStates {
+		h = h*31 + uint64(stateRank[s]+1)
 	}
 	for _, p := range c.st.Partitions {
 		h = h*1099511628211 + uint64(p.Next) + uint64(p.HighWatermark)<<20 + uint64(p.DeadLetters)<<40

@@ -102,6 +102,8 @@ func Register(r worker.Registry, acts *activities.Activities) {
 		activities.DeclareGapName:     acts.DeclareGap,
 		activities.SetOffsetsName:     acts.SetOffsets,
 		activities.RefreshBoundsName:  acts.RefreshBounds,
+		activities.ForwardUpdateName:  acts.ForwardUpdate,
+		activities.AwaitClosedName:    acts.AwaitClosed,
 
 		activities.RedriveSpecName:    acts.RedriveSpec,
 		activities.PlanRedriveName:    acts.PlanRedrive,
