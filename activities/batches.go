@@ -38,7 +38,7 @@ import (
 // history count every record once. When a batch fails after others were committed, the result
 // reports those (End, Failed) instead of an error, so the workflow moves
 // the partition past them and the next write starts at the failed batch.
-func (a *Activities) writeBatches(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (res WriteResult, err error) {
+func (a *Activities) writeBatches(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (WriteResult, error) {
 	from := in.First
 	var held sink.Written // what earlier attempts committed
 	if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1 {
@@ -52,6 +52,7 @@ func (a *Activities) writeBatches(ctx context.Context, kc *kafka.Client, spec *c
 			}
 		}
 		if h, ok := s.(sink.Holder); ok && from > in.First {
+			var err error
 			if held, err = h.Held(ctx, spec.Name, spec.Kafka.Topic, in.Partition, in.First, from); err != nil {
 				return WriteResult{}, classify(fmt.Errorf("count what partition %d's earlier attempt wrote: %w", in.Partition, err))
 			}

@@ -97,40 +97,6 @@ func (s *stack) mcxRunID(spec *connector.Spec) string {
 	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 }
 
-// mcxActivity is one activity of a run's history: its input and, once
-// completed, its result.
-type mcxActivity struct {
-	Name   string
-	Input  *commonpb.Payloads
-	Result *commonpb.Payloads
-}
-
-// mcxActivities reads a run's history and returns its activities in the
-// order scheduled.
-func (s *stack) mcxActivities(wid, runID string) []*mcxActivity {
-	s.t.Helper()
-	it := s.client.GetWorkflowHistory(context.Background(), wid, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	byID := map[int64]*mcxActivity{}
-	var out []*mcxActivity
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			a := ev.GetActivityTaskScheduledEventAttributes()
-			c := &mcxActivity{Name: a.GetActivityType().GetName(), Input: a.GetInput()}
-			byID[ev.GetEventId()] = c
-			out = append(out, c)
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			a := ev.GetActivityTaskCompletedEventAttributes()
-			if c := byID[a.GetScheduledEventId()]; c != nil {
-				c.Result = a.GetResult()
-			}
-		}
-	}
-	return out
-}
-
 // mcxTaskFailures are the distinct failure messages of a run's failed
 // workflow tasks (a panic, a nondeterminism or deadlock error).
 func (s *stack) mcxTaskFailures(wid, runID string) []string {
@@ -158,7 +124,7 @@ func mcxDecode[T any](t *testing.T, p *commonpb.Payloads) T {
 
 // calls returns the inputs (and results, zero when not completed) of the
 // activities named name.
-func mcxCalls[In, Out any](t *testing.T, all []*mcxActivity, name string) (ins []In, outs []Out) {
+func mcxCalls[In, Out any](t *testing.T, all []*historyActivity, name string) (ins []In, outs []Out) {
 	t.Helper()
 	for _, c := range all {
 		if c.Name != name {
@@ -361,7 +327,7 @@ func TestMCExactSessionExpiryReprepareOnlyExpired(t *testing.T) {
 
 	// History: the write reported 15:00 expired and 14:00 committed; the
 	// second prepare kept the 14:00 session and replaced only 15:00.
-	all := s.mcxActivities(spec.WorkflowID(), "")
+	all := s.historyActivities(spec.WorkflowID(), "")
 	preps, prepRes := mcxCalls[activities.PrepareInput, activities.PrepareResult](t, all, activities.PrepareWriteName)
 	require.Len(t, preps, 2, "PrepareWrite runs twice: the first prepare and the re-prepare of the expired session")
 	first, second := prepRes[0].Prepared.Sessions, prepRes[1].Prepared.Sessions
@@ -542,7 +508,7 @@ func TestMCExactResumeAfterWorkflowLostMidCommit(t *testing.T) {
 
 			newRun := s.mcxRunID(spec)
 			require.NotEqual(t, firstRun.GetRunID(), newRun)
-			all := s.mcxActivities(spec.WorkflowID(), newRun)
+			all := s.historyActivities(spec.WorkflowID(), newRun)
 			_, disc := mcxCalls[activities.DiscoverInput, activities.DiscoverResult](t, all, activities.DiscoverName)
 			require.NotEmpty(t, disc)
 			require.Len(t, disc[0].Partitions, 1)

@@ -15,8 +15,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -248,19 +246,15 @@ func TestMetricsMatchLedger(t *testing.T) {
 
 	// This run's history — with the refresh-parked-bounds version and
 	// RefreshBounds activities while paused — replays deterministically.
-	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
+	h := fetchRun(t, s, spec.WorkflowID(), "")
 	refreshes := 0
-	for iter.HasNext() {
-		e, err := iter.Next()
-		require.NoError(t, err)
+	for _, e := range h.Events {
 		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == activities.RefreshBoundsName {
 			refreshes++
 		}
-		h.Events = append(h.Events, e)
 	}
 	require.Positive(t, refreshes, "the paused connector refreshed its partitions' offsets")
-	require.NoError(t, runner.Replay(&h, spec.WorkflowID(), tlog.NewStructuredLogger(quietLogger())))
+	require.NoError(t, runner.Replay(h, spec.WorkflowID(), tlog.NewStructuredLogger(quietLogger())))
 }
 
 // mxProduce writes n records to partition p, values as produce's from

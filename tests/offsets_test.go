@@ -11,10 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/workflows"
@@ -317,14 +314,5 @@ func TestRecordUpdatesHistory(t *testing.T) {
 	s.waitFor(spec.Name, 2*time.Minute, "caught up after a continue-as-new", func(st workflows.Status) bool {
 		return st.Run > 0 && caughtUp(900)(st)
 	})
-	iter := s.client.GetWorkflowHistory(ctx, spec.WorkflowID(), firstRunID(t, s, spec), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
-	for iter.HasNext() {
-		e, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, e)
-	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("testdata", "connector-oss-updates.history.json"), data, 0o644))
+	saveRun(t, fetchRun(t, s, spec.WorkflowID(), firstRunID(t, s, spec)), filepath.Join("testdata", "connector-oss-updates.history.json"))
 }

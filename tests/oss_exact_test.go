@@ -26,7 +26,6 @@ import (
 
 	alioss "github.com/aliyun/aliyun-oss-go-sdk/oss"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
@@ -246,87 +245,60 @@ func TestOSSCutInHistoryBeforeWrite(t *testing.T) {
 		event int64
 		plan  activities.Plan
 	}
-	type write struct {
-		event int64
-		in    activities.WriteInput
-		res   *activities.WriteResult
-	}
 	dc := converter.GetDefaultDataConverter()
-	scheduled := map[int64]string{} // scheduled event id → activity type
-	var plans []planAt
-	var writes []*write
-	byEvent := map[int64]*write{}
-	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			a := ev.GetActivityTaskScheduledEventAttributes()
-			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
-			if a.GetActivityType().GetName() == activities.WritePartitionName {
-				w := &write{event: ev.GetEventId()}
-				require.NoError(t, dc.FromPayloads(a.GetInput(), &w.in))
-				writes = append(writes, w)
-				byEvent[ev.GetEventId()] = w
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			a := ev.GetActivityTaskCompletedEventAttributes()
-			switch scheduled[a.GetScheduledEventId()] {
-			case activities.FetchRangesName:
-				var res activities.FetchRangesResult
-				require.NoError(t, dc.FromPayloads(a.GetResult(), &res))
-				for _, p := range res.Plans {
-					plans = append(plans, planAt{ev.GetEventId(), p})
-				}
-			case activities.WritePartitionName:
-				w := byEvent[a.GetScheduledEventId()]
-				w.res = &activities.WriteResult{}
-				require.NoError(t, dc.FromPayloads(a.GetResult(), w.res))
+	acts := s.historyActivities(spec.WorkflowID(), "")
+	var plans []planAt // at the FetchRanges' completed event
+	for _, a := range acts {
+		if a.Name == activities.FetchRangesName && a.Completed != 0 {
+			var res activities.FetchRangesResult
+			require.NoError(t, dc.FromPayloads(a.Result, &res))
+			for _, p := range res.Plans {
+				plans = append(plans, planAt{a.Completed, p})
 			}
 		}
 	}
+	writes := s.writesOf(acts)
 	require.NotEmpty(t, writes, "the history holds WritePartition activities")
 	written := map[int32][]rng{}
 	batches := 0
 	for _, w := range writes {
-		in := w.in
-		require.NotNilf(t, w.res, "WritePartition at event %d completed", w.event)
+		in := w.In
+		require.NotNilf(t, w.Res, "WritePartition at event %d completed", w.Event)
 		switch in.Version {
 		case activities.V2:
-			require.Greaterf(t, in.End, in.First, "WritePartition at event %d of partition %d has no end: %+v", w.event, in.Partition, in)
+			require.Greaterf(t, in.End, in.First, "WritePartition at event %d of partition %d has no end: %+v", w.Event, in.Partition, in)
 			found := false
 			for _, p := range plans {
-				if p.event < w.event && p.plan.Partition == in.Partition && p.plan.First == in.First && p.plan.End == in.End {
+				if p.event < w.Event && p.plan.Partition == in.Partition && p.plan.First == in.First && p.plan.End == in.End {
 					found = true
 					break
 				}
 			}
-			require.Truef(t, found, "WritePartition at event %d writes partition %d [%d,%d), which no earlier FetchRanges result cut", w.event, in.Partition, in.First, in.End)
-			require.Equal(t, in.End, w.res.End)
+			require.Truef(t, found, "WritePartition at event %d writes partition %d [%d,%d), which no earlier FetchRanges result cut", w.Event, in.Partition, in.First, in.End)
+			require.Equal(t, in.End, w.Res.End)
 		case activities.V3:
-			require.Positivef(t, in.Batches, "V3 WritePartition at event %d has a batch count", w.event)
+			require.Positivef(t, in.Batches, "V3 WritePartition at event %d has a batch count", w.Event)
 			found := false
 			for _, p := range plans {
-				if p.event < w.event && p.plan.Partition == in.Partition && p.plan.First <= in.First && p.plan.PlanEnd == in.PlanEnd && p.plan.End == 0 {
+				if p.event < w.Event && p.plan.Partition == in.Partition && p.plan.First <= in.First && p.plan.PlanEnd == in.PlanEnd && p.plan.End == 0 {
 					found = true
 					break
 				}
 			}
-			require.Truef(t, found, "V3 WritePartition at event %d writes partition %d within [%d,%d), bounds no earlier FetchRanges result planned", w.event, in.Partition, in.First, in.PlanEnd)
-			require.Greaterf(t, w.res.End, in.First, "write at event %d moved", w.event)
-			require.LessOrEqualf(t, w.res.End, in.PlanEnd, "write at event %d stayed within its recorded bounds", w.event)
-			require.LessOrEqual(t, w.res.Batches, in.Batches)
-			require.Positive(t, w.res.Batches)
+			require.Truef(t, found, "V3 WritePartition at event %d writes partition %d within [%d,%d), bounds no earlier FetchRanges result planned", w.Event, in.Partition, in.First, in.PlanEnd)
+			require.Greaterf(t, w.Res.End, in.First, "write at event %d moved", w.Event)
+			require.LessOrEqualf(t, w.Res.End, in.PlanEnd, "write at event %d stayed within its recorded bounds", w.Event)
+			require.LessOrEqual(t, w.Res.Batches, in.Batches)
+			require.Positive(t, w.Res.Batches)
 			// Values of 100 bytes: a batch cut at 20KiB holds at most
 			// 20480/100 + 1 records.
-			t.Logf("write %d: [%d,%d) batches %d records %d bytes %d objects %d", w.event, in.First, w.res.End, w.res.Batches, w.res.Written.Records, w.res.Written.Bytes, len(w.res.Written.Objects))
-			require.LessOrEqualf(t, w.res.Written.Records, int64(w.res.Batches)*(20480/size+1), "write at event %d: its batches are cut at batch.maxBytes", w.event)
-			batches += w.res.Batches
+			t.Logf("write %d: [%d,%d) batches %d records %d bytes %d objects %d", w.Event, in.First, w.Res.End, w.Res.Batches, w.Res.Written.Records, w.Res.Written.Bytes, len(w.Res.Written.Objects))
+			require.LessOrEqualf(t, w.Res.Written.Records, int64(w.Res.Batches)*(20480/size+1), "write at event %d: its batches are cut at batch.maxBytes", w.Event)
+			batches += w.Res.Batches
 		default:
-			t.Fatalf("WritePartition at event %d has version %d", w.event, in.Version)
+			t.Fatalf("WritePartition at event %d has version %d", w.Event, in.Version)
 		}
-		written[in.Partition] = append(written[in.Partition], rng{in.First, w.res.End})
+		written[in.Partition] = append(written[in.Partition], rng{in.First, w.Res.End})
 	}
 	require.Greater(t, batches, len(writes), "batched writes write several batches each")
 	// The writes recorded in history tile each partition.
@@ -1224,30 +1196,12 @@ func TestOSSBatchedWriteReportsCommittedBatches(t *testing.T) {
 	require.False(t, p.Stopped)
 
 	// History: two writes, [0,500) reporting the failure, then [500,3000).
-	dc := converter.GetDefaultDataConverter()
-	scheduled := map[int64]activities.WriteInput{}
 	var ends []int64
 	var results []activities.WriteResult
-	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			a := ev.GetActivityTaskScheduledEventAttributes()
-			if a.GetActivityType().GetName() == activities.WritePartitionName {
-				var in activities.WriteInput
-				require.NoError(t, dc.FromPayloads(a.GetInput(), &in))
-				scheduled[ev.GetEventId()] = in
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			a := ev.GetActivityTaskCompletedEventAttributes()
-			if _, ok := scheduled[a.GetScheduledEventId()]; ok {
-				var res activities.WriteResult
-				require.NoError(t, dc.FromPayloads(a.GetResult(), &res))
-				ends = append(ends, res.End)
-				results = append(results, res)
-			}
+	for _, w := range s.historyWrites(spec.WorkflowID(), "") {
+		if w.Res != nil {
+			ends = append(ends, w.Res.End)
+			results = append(results, *w.Res)
 		}
 	}
 	require.Equal(t, []int64{500, n}, ends, "the first write reports its committed batch, the second writes the rest")
@@ -1301,31 +1255,15 @@ func TestOSSBatchedWriteRetryAfterSIGKILL(t *testing.T) {
 	require.Equal(t, int64(6), p.Objects)
 
 	// History: the write of [0,3000) took two attempts and ended at 3000.
-	dc := converter.GetDefaultDataConverter()
-	writes := map[int64]bool{}
 	var attempts []int32
 	var ends []int64
-	iter := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		require.NoError(t, err)
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == activities.WritePartitionName {
-				writes[ev.GetEventId()] = true
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			if a := ev.GetActivityTaskStartedEventAttributes(); writes[a.GetScheduledEventId()] {
-				attempts = append(attempts, a.GetAttempt())
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			a := ev.GetActivityTaskCompletedEventAttributes()
-			if writes[a.GetScheduledEventId()] {
-				var res activities.WriteResult
-				require.NoError(t, dc.FromPayloads(a.GetResult(), &res))
-				require.Empty(t, res.Failed)
-				ends = append(ends, res.End)
-			}
+	for _, w := range s.historyWrites(spec.WorkflowID(), "") {
+		if w.Attempt != 0 {
+			attempts = append(attempts, w.Attempt)
+		}
+		if w.Res != nil {
+			require.Empty(t, w.Res.Failed)
+			ends = append(ends, w.Res.End)
 		}
 	}
 	require.Equal(t, []int64{n}, ends, "one write, to the end")

@@ -343,7 +343,7 @@ func TestRedriveMaxComputeSIGKILL(t *testing.T) {
 	require.Equal(t, int64(1), res.Records, "the retry counts the committed session's row")
 	require.Equal(t, []string{held.uploadID}, res.Objects, "the retry re-attached to the prepared session")
 	var prepares, batches int
-	for _, a := range s.mcxActivities(workflows.RedriveWorkflowID(in), run.GetRunID()) {
+	for _, a := range s.historyActivities(workflows.RedriveWorkflowID(in), run.GetRunID()) {
 		switch a.Name {
 		case activities.PrepareRedriveName:
 			prepares++

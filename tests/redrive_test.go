@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,9 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
@@ -298,15 +295,5 @@ func TestRecordRedriveHistory(t *testing.T) {
 
 // saveRedriveHistory writes the history of workflow id to testdata/name.
 func saveRedriveHistory(t *testing.T, s *stack, id, name string) {
-	ctx := context.Background()
-	iter := s.client.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
-	for iter.HasNext() {
-		e, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, e)
-	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join("testdata", name), data, 0o644))
+	saveRun(t, fetchRun(t, s, id, ""), filepath.Join("testdata", name))
 }

@@ -159,16 +159,7 @@ func recordHistory(t *testing.T, path string, mc bool, concurrency int) {
 	})
 
 	// The first run, which ended in continue-as-new.
-	iter := s.client.GetWorkflowHistory(ctx, spec.WorkflowID(), firstRunID(t, s, spec), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
-	for iter.HasNext() {
-		e, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, e)
-	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, data, 0o644))
+	saveRun(t, fetchRun(t, s, spec.WorkflowID(), firstRunID(t, s, spec)), path)
 }
 
 // recordBatchedHistory records a batched-writes run (see
@@ -197,15 +188,28 @@ func recordBatchedHistory(t *testing.T, path string) {
 	s.waitFor(spec.Name, 2*time.Minute, "caught up again, after continue-as-new", func(st workflows.Status) bool {
 		return st.Run > 0 && len(st.Partitions) == 2 && st.Partitions[0].Next == n+400 && st.Partitions[1].Next == 400
 	})
-	iter := s.client.GetWorkflowHistory(ctx, spec.WorkflowID(), firstRunID(t, s, spec), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := fetchRun(t, s, spec.WorkflowID(), firstRunID(t, s, spec))
+	require.Contains(t, versionChanges(t, h), "batched-writes")
+	saveRun(t, h, path)
+}
+
+// fetchRun reads the history of workflow id's run runID (the latest run
+// when runID is empty) through the SDK.
+func fetchRun(t *testing.T, s *stack, id, runID string) *historypb.History {
+	iter := s.client.GetWorkflowHistory(context.Background(), id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var h historypb.History
 	for iter.HasNext() {
 		e, err := iter.Next()
 		require.NoError(t, err)
 		h.Events = append(h.Events, e)
 	}
-	require.Contains(t, versionChanges(t, &h), "batched-writes")
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	return &h
+}
+
+// saveRun writes h to path as indented JSON, a form runner.ReadHistory
+// reads.
+func saveRun(t *testing.T, h *historypb.History, path string) {
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, data, 0o644))
 }
@@ -374,16 +378,7 @@ func saveHistory(t *testing.T, s *stack, id, runID, name string) {
 		t.Logf("recorded %s with %s", path, cli)
 		return
 	}
-	iter := s.client.GetWorkflowHistory(context.Background(), id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
-	for iter.HasNext() {
-		e, err := iter.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, e)
-	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, data, 0o644))
+	saveRun(t, fetchRun(t, s, id, runID), path)
 	t.Logf("recorded %s through the SDK (no temporal CLI found)", path)
 }
 
