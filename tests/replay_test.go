@@ -31,6 +31,7 @@ var (
 	updateWindowHistories = flag.Bool("update-window-histories", false, "record this build's tests/testdata/window-*.history.json anew from live runs")
 	recordConnector       = flag.String("record-connector-history", "", "record a connector whose one loop serves two partitions (concurrency 1) into tests/testdata/`FILE` from a live run")
 	recordBatched         = flag.String("record-batched-history", "", "record a batched-writes connector (tolerance continue, uncut plans, several batches per write) into tests/testdata/`FILE` from a live run")
+	recordSharded         = flag.String("record-sharded-history", "", "record a sharded connector's workflow and its shard 0 into tests/testdata/`PREFIX`-root.history.json and PREFIX-shard.history.json from a live run")
 )
 
 // TestReplayRecordedHistories replays every recorded history in testdata —
@@ -78,6 +79,15 @@ var (
 //     tolerance-continue connector whose uncut plans are written several
 //     batches per WritePartition, with dead letters, a pause (which cancels
 //     the FetchRanges waiting for data), a resume and a continue-as-new.
+//   - connector-oss-sharded-root.history.json and
+//     connector-oss-sharded-shard.history.json were recorded with
+//     -record-sharded-history after the "shards" change: a connector over
+//     4 partitions at partitionsPerWorkflow 2, whose workflow starts two
+//     shard workflows and forwards pauses, resumes, an update-spec and a
+//     set-offsets to them until it continues as new (it starts the running
+//     shards again, which is refused as already started), and its shard 0's
+//     run that took the forwarded updates (and signals), reporting its
+//     state, before it continued as new.
 //   - window-*.history.json were recorded from live runs of the window
 //     workflows (a backfill continuing as new, its child load, a load
 //     started by hand under another id and its child that moves the job's
@@ -93,6 +103,9 @@ func TestReplayRecordedHistories(t *testing.T) {
 	}
 	if *recordBatched != "" {
 		recordBatchedHistory(t, filepath.Join("testdata", *recordBatched))
+	}
+	if *recordSharded != "" {
+		recordShardedHistory(t, filepath.Join("testdata", *recordSharded))
 	}
 	if *updateWindowHistories {
 		recordWindowHistories(t)
@@ -191,6 +204,79 @@ func recordBatchedHistory(t *testing.T, path string) {
 	h := fetchRun(t, s, spec.WorkflowID(), firstRunID(t, s, spec))
 	require.Contains(t, versionChanges(t, h), "batched-writes")
 	saveRun(t, h, path)
+}
+
+// recordShardedHistory records a sharded connector's workflow and its shard
+// 0 (see TestReplayRecordedHistories): the root's first run and the
+// shard's run that took the updates, each ending in continue-as-new.
+func recordShardedHistory(t *testing.T, prefix string) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, parts, size = "replay", 4, 64
+	s.createTopic(topic, parts)
+	s.produce2(topic, parts, 0, 300, size)
+	spec := s.ossSpec("replay-oss", topic)
+	spec.PartitionsPerWorkflow = 2
+	spec.Concurrency = 2
+	spec.Batch.MaxRecords = 100
+	s.start(spec, 60)
+	s.waitFor(spec.Name, time.Minute, "caught up", caughtUp(300))
+	ctx := context.Background()
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalPause, nil))
+	s.waitFor(spec.Name, time.Minute, "paused", func(st workflows.Status) bool { return st.Paused })
+	upd := *spec
+	upd.Batch.MaxRecords = 50
+	_, err := s.updateSpec(spec.Name, &upd)
+	require.NoError(t, err)
+	_, err = s.setOffsets(spec.Name, workflows.SetOffsets{To: workflows.OffsetsOffset, Offset: ptr(int64(250)), Partitions: []int32{0}, By: "replay"})
+	require.NoError(t, err)
+	require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.produce2(topic, parts, 300, 600, size)
+	s.waitFor(spec.Name, 2*time.Minute, "caught up again", caughtUp(600))
+	// More signals, until the connector's workflow continues as new.
+	rootRun := firstRunID(t, s, spec)
+	for i := 0; ; i++ {
+		d, err := s.client.DescribeWorkflowExecution(ctx, spec.WorkflowID(), "")
+		require.NoError(t, err)
+		if d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != rootRun {
+			break
+		}
+		require.Less(t, i, 40, "the connector's workflow continues as new")
+		sig := workflows.SignalPause
+		if i%2 == 1 {
+			sig = workflows.SignalResume
+		}
+		require.NoError(t, s.client.SignalWorkflow(ctx, spec.WorkflowID(), "", sig, nil))
+		time.Sleep(300 * time.Millisecond)
+	}
+	st := s.waitFor(spec.Name, 2*time.Minute, "running, every shard continued as new", func(st workflows.Status) bool { return !st.Paused && caughtUp(600)(st) })
+	shard := st.Shards[0]
+	s.waitFor(spec.Name, 2*time.Minute, "shard 0 continued as new", func(workflows.Status) bool { return s.workflowStatus(shard).Run > 0 })
+	root := fetchRun(t, s, spec.WorkflowID(), rootRun)
+	require.Contains(t, versionChanges(t, root), "shards")
+	saveRun(t, root, prefix+"-root.history.json")
+	// Shard 0's first run that took the forwarded updates.
+	d, err := s.client.DescribeWorkflowExecution(ctx, shard, "")
+	require.NoError(t, err)
+	for run := d.GetWorkflowExecutionInfo().GetFirstRunId(); ; {
+		h := fetchRun(t, s, shard, run)
+		updates, next := 0, ""
+		for _, e := range h.Events {
+			if e.GetWorkflowExecutionUpdateAcceptedEventAttributes() != nil {
+				updates++
+			}
+			if a := e.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
+				next = a.GetNewExecutionRunId()
+			}
+		}
+		if updates > 0 {
+			require.NotEmpty(t, next, "the shard's run that took the updates continued as new")
+			saveRun(t, h, prefix+"-shard.history.json")
+			return
+		}
+		require.NotEmpty(t, next, "a run of shard 0 took the forwarded updates")
+		run = next
+	}
 }
 
 // fetchRun reads the history of workflow id's run runID (the latest run

@@ -192,12 +192,7 @@ func (e *env) dump(ctx context.Context, cfg dumpConfig, hwm map[int32]int64, pol
 }
 
 func (e *env) status(ctx context.Context, name string) (workflows.Status, error) {
-	var st workflows.Status
-	v, err := e.client.QueryWorkflow(ctx, connector.WorkflowID(name), "", workflows.QueryStatus)
-	if err != nil {
-		return st, err
-	}
-	return st, v.Get(&st)
+	return workflows.ConnectorStatus(ctx, e.client, name)
 }
 
 func caughtUp(st workflows.Status, hwm map[int32]int64) bool {

@@ -157,11 +157,11 @@ func scaleBacklog(ctx context.Context, out io.Writer, pe *procEnv, bin string, o
 	if err := pe.env.waitCommitted(ctx, spec, hwm); err != nil {
 		fmt.Fprintf(out, "scale a: %v (history counted anyway)\n", err)
 	}
-	h, err := scaleHistory(ctx, pe.client, spec.WorkflowID(), run.GetRunID())
+	h, err := connectorHistory(ctx, pe.client, spec, run.GetRunID())
 	if err != nil {
 		return err
 	}
-	_ = pe.client.TerminateWorkflow(ctx, spec.WorkflowID(), "", "benchmark done")
+	terminateConnector(ctx, pe.client, spec, h.shards)
 	ranges, records, err := pe.verifyExact(ctx, spec, status, hwm, o.size)
 	if err != nil {
 		return fmt.Errorf("exactly-once: %w", err)
@@ -252,7 +252,7 @@ func scaleStream(ctx context.Context, out io.Writer, pe *procEnv, bin string, tc
 			withErr++
 		}
 	}
-	h, err := scaleHistory(ctx, pe.client, spec.WorkflowID(), runID)
+	h, err := connectorHistory(ctx, pe.client, spec, runID)
 	if err != nil {
 		return err
 	}
@@ -284,7 +284,7 @@ func scaleStream(ctx context.Context, out io.Writer, pe *procEnv, bin string, tc
 	// connector and its worker are stopped, against the emulator reopened
 	// on the same state without quotas: verify reads the ledger with a
 	// download session per partition, more than the quota allows.
-	_ = pe.client.TerminateWorkflow(ctx, spec.WorkflowID(), "", "benchmark done")
+	terminateConnector(ctx, pe.client, spec, h.shards)
 	stopWorker()
 	if err := tc.open(false); err != nil {
 		return err
@@ -357,6 +357,81 @@ type scaleHist struct {
 	// flowFailed those with FlowExceeded.
 	failed     map[string]int
 	flowFailed int
+	// shards are the shard workflows of a sharded connector (their runs
+	// are among runs).
+	shards []string
+}
+
+// connectorHistory is scaleHistory over connector spec's workflow from
+// firstRun and, when it is sharded, over every run of each shard workflow.
+func connectorHistory(ctx context.Context, c client.Client, spec *connector.Spec, firstRun string) (scaleHist, error) {
+	h, err := scaleHistory(ctx, c, spec.WorkflowID(), firstRun)
+	if err != nil {
+		return h, err
+	}
+	v, err := c.QueryWorkflow(ctx, spec.WorkflowID(), "", workflows.QueryStatus)
+	if err != nil {
+		return h, err
+	}
+	var root workflows.Status
+	if err := v.Get(&root); err != nil {
+		return h, err
+	}
+	for _, id := range root.Shards {
+		first, err := firstRunOf(ctx, c, id)
+		if err != nil {
+			return h, err
+		}
+		sh, err := scaleHistory(ctx, c, id, first)
+		if err != nil {
+			return h, err
+		}
+		h.runs = append(h.runs, sh.runs...)
+		h.events += sh.events
+		h.bytes += sh.bytes
+		for k, n := range sh.acts {
+			h.acts[k] += n
+		}
+		for k, n := range sh.retries {
+			h.retries[k] += n
+		}
+		for k, n := range sh.failed {
+			h.failed[k] += n
+		}
+		h.flowRetries += sh.flowRetries
+		h.flowFailed += sh.flowFailed
+		h.shards = append(h.shards, id)
+	}
+	return h, nil
+}
+
+// firstRunOf is the first run of workflow id's continue-as-new chain.
+func firstRunOf(ctx context.Context, c client.Client, id string) (string, error) {
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", err
+	}
+	run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	for {
+		it := c.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		ev, err := it.Next()
+		if err != nil {
+			return "", fmt.Errorf("history of %s/%s: %w", id, run, err)
+		}
+		prev := ev.GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
+		if prev == "" {
+			return run, nil
+		}
+		run = prev
+	}
+}
+
+// terminateConnector ends a benchmark's connector: its workflow and its
+// shard workflows, which a terminated parent leaves running.
+func terminateConnector(ctx context.Context, c client.Client, spec *connector.Spec, shards []string) {
+	for _, id := range append([]string{spec.WorkflowID()}, shards...) {
+		_ = c.TerminateWorkflow(ctx, id, "", "benchmark done")
+	}
 }
 
 // busiest is the run with the most events per second among those that
@@ -445,14 +520,26 @@ func (h scaleHist) report(out io.Writer, label string, gb float64) {
 		}
 		return strings.Join(xs, ", ")
 	}
-	span := h.runs[len(h.runs)-1].last.Sub(h.runs[0].first)
+	first, last := h.runs[0].first, h.runs[0].last
+	for _, r := range h.runs {
+		if r.first.Before(first) {
+			first = r.first
+		}
+		if r.last.After(last) {
+			last = r.last
+		}
+	}
+	span := last.Sub(first)
 	b := h.busiest()
 	var durs []string
 	for _, r := range h.runs {
 		durs = append(durs, fmt.Sprintf("%.0fs/%d", r.dur().Seconds(), r.events))
 	}
-	fmt.Fprintf(out, "%s: history: %d runs over %.0fs (a continue-as-new every %.0fs), %d events, %.1f KB; %.0f events and %.1f KB per GB of values\n",
-		label, len(h.runs), span.Seconds(), span.Seconds()/float64(max(len(h.runs)-1, 1)), h.events, float64(h.bytes)/1e3, float64(h.events)/gb, float64(h.bytes)/1e3/gb)
+	if len(h.shards) > 0 {
+		fmt.Fprintf(out, "%s: history: the connector's workflow and %d shard workflows (%s .. %s)\n", label, len(h.shards), h.shards[0], h.shards[len(h.shards)-1])
+	}
+	fmt.Fprintf(out, "%s: history: %d runs over %.0fs, %d events, %.1f KB; %.0f events and %.1f KB per GB of values\n",
+		label, len(h.runs), span.Seconds(), h.events, float64(h.bytes)/1e3, float64(h.events)/gb, float64(h.bytes)/1e3/gb)
 	fmt.Fprintf(out, "%s: history: busiest run %d events in %.1fs = %.1f events/s (%.1f KB/s); runs (duration/events): %s\n",
 		label, b.events, b.dur().Seconds(), b.rate(), float64(b.bytes)/1e3/max(b.dur().Seconds(), 1e-9), strings.Join(durs, " "))
 	fmt.Fprintf(out, "%s: activities scheduled: %s; attempts past the first: %s (%d after FlowExceeded); failed or timed out: %s (%d FlowExceeded)\n",
