@@ -72,6 +72,9 @@ func runList(ctx context.Context, args []string, out io.Writer) error {
 			if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
 				continue
 			}
+			if e.GetParentExecution().GetWorkflowId() != "" {
+				continue // a sharded connector's shard: its connector's row covers it
+			}
 			name := trimPrefix(e.GetExecution().GetWorkflowId(), "connector-")
 			started := e.GetStartTime().AsTime()
 			if r, ok := latest[name]; ok && r.Started.After(started) {
