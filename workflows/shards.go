@@ -105,6 +105,7 @@ type forward struct {
 // runRoot runs a sharded connector's root workflow (see Sharding).
 func (c *conn) runRoot(ctx workflow.Context, in ConnectorInput, chans []namedChannel) error {
 	ids := c.shardIDs()
+	started := false
 	for k, id := range ids {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:        id,
@@ -117,12 +118,19 @@ func (c *conn) runRoot(ctx workflow.Context, in ConnectorInput, chans []namedCha
 		err := f.GetChildWorkflowExecution().Get(ctx, nil)
 		var running *temporal.ChildWorkflowExecutionAlreadyStartedError
 		switch {
-		case err == nil, errors.As(err, &running):
+		case err == nil:
+			started = true
+		case errors.As(err, &running):
 		case ctx.Err() != nil:
 			return c.finishRoot(ctx, ids)
 		default:
 			c.err = "start shard " + id + ": " + errMessage(err)
 		}
+	}
+	if started && c.st.Paused {
+		// Paused before its shards started (a pause sent while the
+		// partitions were being listed): they start paused too.
+		c.forwards = append([]forward{{name: SignalPause}}, c.forwards...)
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) { c.forwardSignals(ctx, ids) })
 	workflow.Go(ctx, c.reportShardStates)

@@ -1,0 +1,75 @@
+package workflows_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dumpflow/dumpflow/activities"
+	"github.com/dumpflow/dumpflow/workers/runner"
+	"github.com/dumpflow/dumpflow/workflows"
+)
+
+// TestShardsStartPausedWhenPausedWhileListing: a pause that arrives while
+// a new connector's workflow is still listing the topic's partitions is
+// applied before it knows it will shard; the shards it then starts are
+// paused too (the pause is forwarded to each).
+func TestShardsStartPausedWhenPausedWhileListing(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	e := suite.NewTestWorkflowEnvironment()
+	e.SetWorkerOptions(worker.Options{Interceptors: runner.Interceptors()})
+	e.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "connector-unit"})
+	var a *activities.Activities
+	e.OnActivity(a.Discover, mock.Anything, mock.Anything).After(10*time.Second).Return(
+		func(_ context.Context, in activities.DiscoverInput) (activities.DiscoverResult, error) {
+			var res activities.DiscoverResult
+			for p := int32(0); p < 4; p++ {
+				if in.Shard.Owns(p) && (in.ListOnly || len(in.Known) == 0) {
+					res.Partitions = append(res.Partitions, activities.PartitionStart{Partition: p, From: "earliest"})
+				}
+			}
+			return res, nil
+		})
+	e.OnActivity(a.FetchRanges, mock.Anything, mock.Anything).After(time.Second).Return(
+		func(_ context.Context, in activities.FetchRangesInput) (activities.FetchRangesResult, error) {
+			var res activities.FetchRangesResult
+			for _, c := range in.Cursors {
+				res.Plans = append(res.Plans, activities.Plan{Partition: c.Partition, First: c.Next, PlanEnd: c.Next})
+			}
+			return res, nil
+		})
+	e.OnActivity(a.CommitOffsets, mock.Anything, mock.Anything).Return(nil)
+	e.OnActivity(a.AwaitClosed, mock.Anything, mock.Anything).Return(nil)
+	spec := testSpec()
+	spec.PartitionsPerWorkflow = 2
+	checked := false
+	e.RegisterDelayedCallback(func() { e.SignalWorkflow(workflows.SignalPause, nil) }, 2*time.Second)
+	e.RegisterDelayedCallback(func() {
+		v, err := e.QueryWorkflow(workflows.QueryStatus)
+		require.NoError(t, err)
+		var st workflows.Status
+		require.NoError(t, v.Get(&st))
+		require.True(t, st.Paused)
+		require.Equal(t, []string{"connector-unit/shard-0", "connector-unit/shard-1"}, st.Shards)
+		for _, id := range st.Shards {
+			v, err := e.QueryWorkflowByID(id, workflows.QueryStatus)
+			require.NoError(t, err)
+			var shard workflows.Status
+			require.NoError(t, v.Get(&shard))
+			require.True(t, shard.Paused, "%s is paused", id)
+			require.Len(t, shard.Partitions, 2, "%s runs its 2 partitions", id)
+		}
+		checked = true
+		e.CancelWorkflow()
+	}, time.Minute)
+	e.ExecuteWorkflow(workflows.ConnectorName, workflows.NewInput(spec))
+	require.True(t, checked)
+}
