@@ -28,7 +28,7 @@ func TestShardsStartPausedWhenPausedWhileListing(t *testing.T) {
 	e.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "connector-unit"})
 	var a *activities.Activities
-	e.OnActivity(a.Discover, mock.Anything, mock.Anything).After(10*time.Second).Return(
+	e.OnActivity(a.Discover, mock.Anything, mock.Anything).After(10 * time.Second).Return(
 		func(_ context.Context, in activities.DiscoverInput) (activities.DiscoverResult, error) {
 			var res activities.DiscoverResult
 			for p := int32(0); p < 4; p++ {
