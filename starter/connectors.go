@@ -17,6 +17,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -284,6 +285,11 @@ func cmdDelete(ctx context.Context, args []string) error {
 		if err := c.TerminateWorkflow(ctx, id, "", "deleted by starter delete --force"); err != nil {
 			return notFound(a[0], err)
 		}
+		// A terminated workflow leaves its shards running (they are
+		// started with parent-close policy abandon): terminate them too.
+		if err := terminateShards(ctx, c, a[0]); err != nil {
+			return err
+		}
 	} else {
 		// Cancel: the connector stops planning, lets the writes it has in
 		// flight finish, commits its cursors to the group, then ends.
@@ -310,6 +316,32 @@ func cmdDelete(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("connector %s deleted; its sink data and group offsets (connect-%s) are kept, so 'starter create' resumes where it stopped\n", a[0], a[0])
 	return nil
+}
+
+// terminateShards terminates the running shard workflows of connector
+// name (connector-<name>/shard-<k>; a name holds no '/', so no other
+// connector's workflow matches).
+func terminateShards(ctx context.Context, c client.Client, name string) error {
+	prefix := connector.ShardWorkflowID(name, 0)
+	prefix = prefix[:len(prefix)-1]
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         fmt.Sprintf("WorkflowId STARTS_WITH %q AND ExecutionStatus = 'Running'", prefix),
+			NextPageToken: token,
+		})
+		if err != nil {
+			return fmt.Errorf("list the shard workflows of connector %s: %w", name, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if err := c.TerminateWorkflow(ctx, e.GetExecution().GetWorkflowId(), "", "deleted by starter delete --force"); err != nil {
+				return fmt.Errorf("terminate shard workflow %s: %w", e.GetExecution().GetWorkflowId(), err)
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return nil
+		}
+	}
 }
 
 // cmdAckDataLoss acknowledges a data-lost partition.

@@ -20,7 +20,7 @@ import (
 // operator does: status names the shards and shows every partition, list
 // shows one connector (not its shards), the DumpflowState search attribute
 // of the connector's workflow follows a pause and resume sent to it, and
-// delete cancels the shards too.
+// delete cancels the shards too (delete --force terminates them).
 func TestShardedConnectorCommands(t *testing.T) {
 	s := newWinStack(t)
 	ctx := context.Background()
@@ -79,5 +79,18 @@ func TestShardedConnectorCommands(t *testing.T) {
 			d, err := s.c.DescribeWorkflowExecution(ctx, id, "")
 			return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED
 		}, 30*time.Second, 200*time.Millisecond, "%s cancelled", id)
+	}
+
+	// Created again, it resumes in new shards; delete --force terminates
+	// them with the connector's workflow.
+	out, err = captureStdout(t, func() error { return cmdCreate(ctx, append([]string{"-f", file}, s.tflags...)) })
+	require.NoError(t, err, out)
+	waitStatus(t, s.c, name, func(st workflows.Status) bool { return totalNext(st) == 5 && len(st.Shards) == 2 })
+	out, err = captureStdout(t, func() error { return cmdDelete(ctx, append([]string{name, "--force"}, s.tflags...)) })
+	require.NoError(t, err, out)
+	for k := range 2 {
+		d, err := s.c.DescribeWorkflowExecution(ctx, connector.ShardWorkflowID(name, k), "")
+		require.NoError(t, err)
+		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, d.GetWorkflowExecutionInfo().GetStatus(), "shard %d", k)
 	}
 }
