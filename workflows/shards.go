@@ -105,27 +105,9 @@ type forward struct {
 // runRoot runs a sharded connector's root workflow (see Sharding).
 func (c *conn) runRoot(ctx workflow.Context, in ConnectorInput, chans []namedChannel) error {
 	ids := c.shardIDs()
-	started := false
-	for k, id := range ids {
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:        id,
-			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		})
-		f := workflow.ExecuteChildWorkflow(cctx, ConnectorName, ConnectorInput{
-			Spec: c.specJSON, Shard: &activities.Shard{Index: k, Count: len(ids)},
-			HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval,
-		})
-		err := f.GetChildWorkflowExecution().Get(ctx, nil)
-		var running *temporal.ChildWorkflowExecutionAlreadyStartedError
-		switch {
-		case err == nil:
-			started = true
-		case errors.As(err, &running):
-		case ctx.Err() != nil:
-			return c.finishRoot(ctx, ids)
-		default:
-			c.err = "start shard " + id + ": " + errMessage(err)
-		}
+	started, err := c.startShards(ctx, in, ids)
+	if err != nil {
+		return c.finishRoot(ctx, ids)
 	}
 	if started && c.st.Paused {
 		// Paused before its shards started (a pause sent while the
@@ -150,6 +132,50 @@ func (c *conn) runRoot(ctx workflow.Context, in ConnectorInput, chans []namedCha
 	}
 	c.takeShardStates(ctx)
 	return workflow.NewContinueAsNewError(ctx, ConnectorName, c.continued(in))
+}
+
+// startShards starts the shard workflows that are not running, trying
+// again every 30 s (visibly, in status) those that cannot start yet. It
+// reports whether it started any, and fails only when ctx is cancelled.
+func (c *conn) startShards(ctx workflow.Context, in ConnectorInput, ids []string) (bool, error) {
+	started := false
+	todo := make([]int, len(ids))
+	for k := range todo {
+		todo[k] = k
+	}
+	for {
+		var failed []int
+		for _, k := range todo {
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+				WorkflowID:        ids[k],
+				ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+			})
+			f := workflow.ExecuteChildWorkflow(cctx, ConnectorName, ConnectorInput{
+				Spec: c.specJSON, Shard: &activities.Shard{Index: k, Count: len(ids)},
+				HistoryLimit: in.HistoryLimit, DiscoveryInterval: in.DiscoveryInterval, RefreshInterval: in.RefreshInterval,
+			})
+			err := f.GetChildWorkflowExecution().Get(ctx, nil)
+			var running *temporal.ChildWorkflowExecutionAlreadyStartedError
+			switch {
+			case err == nil:
+				started = true
+			case errors.As(err, &running):
+			case ctx.Err() != nil:
+				return started, ctx.Err()
+			default:
+				c.err = "start shard " + ids[k] + ": " + errMessage(err) + " (tried again every 30s)"
+				failed = append(failed, k)
+			}
+		}
+		if len(failed) == 0 {
+			c.err = ""
+			return started, nil
+		}
+		if err := workflow.Sleep(ctx, 30*time.Second); err != nil {
+			return started, err
+		}
+		todo = failed
+	}
 }
 
 // forwardSignals sends the root's signals to its shards, one at a time in
