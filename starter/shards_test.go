@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/dumpflow/dumpflow/connector"
@@ -63,6 +65,18 @@ func TestShardedConnectorCommands(t *testing.T) {
 		v, _ := d.TypedSearchAttributes.GetKeyword(workflows.SearchState)
 		return v
 	}
+	// The Web UI's current details list the shards and their states.
+	details := func() string {
+		v, err := s.c.QueryWorkflow(ctx, connector.WorkflowID(name), "", "__temporal_workflow_metadata")
+		require.NoError(t, err)
+		var md sdkpb.WorkflowMetadata
+		require.NoError(t, v.Get(&md))
+		return md.GetCurrentDetails()
+	}
+	require.Eventually(t, func() bool {
+		d := details()
+		return strings.Contains(d, "| `connector-sharded-mc/shard-0` | running |") && strings.Contains(d, "| `connector-sharded-mc/shard-1` | running |")
+	}, 30*time.Second, 200*time.Millisecond, "current details: %s", details())
 	require.NoError(t, cmdPause(ctx, append([]string{name}, s.tflags...)))
 	require.Eventually(t, func() bool { return state() == workflows.StatePaused }, 30*time.Second, 200*time.Millisecond, "DumpflowState %q", state())
 	waitStatus(t, s.c, name, func(st workflows.Status) bool {

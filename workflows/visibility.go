@@ -192,8 +192,9 @@ func (c *conn) progressKey() uint64 {
 	if c.st.Paused {
 		h++
 	}
+	h = h*31 + uint64(c.st.Shards)
 	for _, s := range c.st.ShardStates {
-		h = h*31 + uint64(stateRank[s]+1)
+		h = h*131 + uint64(len(s)) + uint64(stateRank[s])<<8 // "" (not reported) differs from running
 	}
 	for _, p := range c.st.Partitions {
 		h = h*1099511628211 + uint64(p.Next) + uint64(p.HighWatermark)<<20 + uint64(p.DeadLetters)<<40
@@ -207,6 +208,20 @@ func (c *conn) progressKey() uint64 {
 func (c *conn) currentDetails() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**%s** · topic `%s` → `%s` · state **%s** · run %d\n\n", c.spec.Name, c.spec.Kafka.Topic, c.spec.Destination(), c.connectorState(), c.st.Run)
+	if c.st.Shards > 0 {
+		fmt.Fprintf(&b, "Partitions run in %d shard workflows (partition p in shard p mod %d); `starter status %s` shows them all.\n\n| shard | state |\n|---|---|\n", c.st.Shards, c.st.Shards, c.spec.Name)
+		for k, id := range c.shardIDs() {
+			state := "starting"
+			if k < len(c.st.ShardStates) && c.st.ShardStates[k] != "" {
+				state = c.st.ShardStates[k]
+			}
+			fmt.Fprintf(&b, "| `%s` | %s |\n", id, state)
+		}
+		if c.err != "" {
+			fmt.Fprintf(&b, "\nError: %s\n", shortError(c.err, 200))
+		}
+		return b.String()
+	}
 	b.WriteString("| partition | next | lag | records | dead letters | state |\n|---:|---:|---:|---:|---:|---|\n")
 	for i, p := range c.st.Partitions {
 		if i == maxDetailRows {
