@@ -61,6 +61,11 @@ func TestShardedConnector(t *testing.T) {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 			acts[a.GetActivityType().GetName()]++
 		}
+		if a := ev.GetWorkflowTaskCompletedEventAttributes(); a != nil {
+			// The worker names its build (runner.buildID) instead of the
+			// SDK hashing its executable.
+			require.Regexp(t, `^dumpflow@`, a.GetWorkerVersion().GetBuildId()) //nolint:staticcheck // the field the server records
+		}
 	}
 	require.Equal(t, map[string]int{activities.DiscoverName: 1}, acts, "the root lists the partitions once and runs no loop")
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/activity"
@@ -191,6 +192,9 @@ func RunWithClient(ctx context.Context, c client.Client, cfg Config) error {
 			return err
 		}
 		cfg.Logger.Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
+	}
+	if id := buildID(debug.ReadBuildInfo()); id != "" {
+		worker.SetBinaryChecksum(id)
 	}
 	w := worker.New(c, cfg.TaskQueue, worker.Options{
 		Interceptors:                           Interceptors(),
