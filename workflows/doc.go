@@ -44,5 +44,32 @@
 // DumpflowTopic, DumpflowSink and DumpflowState (SearchAttributes), a
 // connector keeps DumpflowState at its worst partition state, and its
 // current details (the Web UI, or the __temporal_workflow_metadata query)
-// at a short per-partition table.
+// at a short per-partition table. A sharded connector's workflow (see
+// Sharding) keeps DumpflowState at the worst state its shards report (each
+// shard signals shard-state when its own changes) and its current details
+// at a table of its shards; the shards carry no search attribute, so
+// filters and starter list see one workflow per connector.
+//
+// # Sharding
+//
+// One workflow's history takes every plan, write and commit of its
+// partitions. At the defaults a connector records about 170 events per GB
+// dumped (docs/benchmark.md), so one workflow dumping 1 GB/s would take
+// about 170 events/s; this design keeps one workflow at or below about 20
+// events/s, about 120 MB/s. A connector whose topic has more partitions
+// than spec.partitionsPerWorkflow (32) when it starts therefore runs them
+// in shard workflows: children connector-<name>/shard-<k> of its workflow,
+// shard k taking partition p where p mod shards = k, each the Connector
+// workflow over its share with its own loops, history and continue-as-new.
+// At 1 GB/s over 256 partitions that is 8 shards of about 21 events/s each.
+//
+// The connector's own workflow (the root) then runs no loop. It starts the
+// shards, forwards pause, resume and acknowledge-data-loss to them in the
+// order sent (acknowledge-data-loss for one partition goes to its shard
+// only), forwards the set-offsets and update-spec Updates (ForwardUpdate),
+// answers status with the shards' workflow ids (ConnectorStatus merges
+// them), and when cancelled cancels the shards and waits until each has
+// finished its writes and committed its offsets. The shards are started
+// with parent-close policy abandon, so the root's continue-as-new leaves
+// them running; each root run starts any that is not running.
 package workflows
