@@ -47,7 +47,8 @@
 // at a short per-partition table. A sharded connector's workflow (see
 // Sharding) keeps DumpflowState at the worst state its shards report (each
 // shard signals shard-state when its own changes) and its current details
-// at a table of its shards; the shards carry no search attribute, so
+// at a table of its shards; the shards carry none of the Dumpflow* search
+// attributes, so
 // filters and starter list see one workflow per connector.
 //
 // # Sharding
