@@ -48,8 +48,7 @@
 // Sharding) keeps DumpflowState at the worst state its shards report (each
 // shard signals shard-state when its own changes) and its current details
 // at a table of its shards; the shards carry none of the Dumpflow* search
-// attributes, so
-// filters and starter list see one workflow per connector.
+// attributes, so filters and starter list see one workflow per connector.
 //
 // # Sharding
 //
