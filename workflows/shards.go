@@ -213,7 +213,9 @@ func (c *conn) forwardUpdate(ctx workflow.Context, ids []string, name string, ar
 			NonRetryableErrorTypes: []string{"UpdateRejected", "Unsupported"}},
 	})
 	var res activities.ForwardUpdateResult
-	if err := workflow.ExecuteActivity(actx, (*activities.Activities).ForwardUpdate, activities.ForwardUpdateInput{Workflows: ids, Name: name, Arg: raw}).Get(ctx, &res); err != nil {
+	err = workflow.ExecuteActivity(actx, (*activities.Activities).ForwardUpdate, activities.ForwardUpdateInput{Workflows: ids, Name: name, Arg: raw}).Get(ctx, &res)
+	c.checkHistory(ctx)
+	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(errMessage(err), errType(err), nil)
 	}
 	return res.Results, nil

@@ -121,6 +121,7 @@ func (c *conn) reportShardStates(ctx workflow.Context) {
 			return
 		}
 		c.takeShardState(r)
+		c.checkHistory(ctx) // reports add to the root's history too
 	}
 }
 
