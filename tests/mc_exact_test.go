@@ -509,7 +509,16 @@ func TestMCExactResumeAfterWorkflowLostMidCommit(t *testing.T) {
 			newRun := s.mcxRunID(spec)
 			require.NotEqual(t, firstRun.GetRunID(), newRun)
 			all := s.historyActivities(spec.WorkflowID(), newRun)
-			_, disc := mcxCalls[activities.DiscoverInput, activities.DiscoverResult](t, all, activities.DiscoverName)
+			// The first Discover that resolves where partitions start (a new
+			// connector first lists its partitions, ListOnly, to decide
+			// whether to shard).
+			discIn, discOut := mcxCalls[activities.DiscoverInput, activities.DiscoverResult](t, all, activities.DiscoverName)
+			var disc []activities.DiscoverResult
+			for i, in := range discIn {
+				if !in.ListOnly {
+					disc = append(disc, discOut[i])
+				}
+			}
 			require.NotEmpty(t, disc)
 			require.Len(t, disc[0].Partitions, 1)
 			ps := disc[0].Partitions[0]
