@@ -614,14 +614,7 @@ func (c *conn) discover(ctx workflow.Context, first, longPoll bool) error {
 	if longPoll {
 		wait = discoveryWait
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: wait + 2*time.Minute,
-		// A worker that dies mid-discovery is noticed in seconds: the run
-		// may be waiting for this discovery to continue as new.
-		HeartbeatTimeout: 20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
-			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"}},
-	})
+	actx := discoverOptions(ctx, wait)
 	for {
 		var res activities.DiscoverResult
 		err := workflow.ExecuteActivity(actx, (*activities.Activities).Discover, activities.DiscoverInput{
@@ -663,6 +656,19 @@ func (c *conn) discover(ctx workflow.Context, first, longPoll bool) error {
 			return err
 		}
 	}
+}
+
+// discoverOptions are a Discover's activity options; wait is how long it
+// may long-poll.
+func discoverOptions(ctx workflow.Context, wait time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: wait + 2*time.Minute,
+		// A worker that dies mid-discovery is noticed in seconds: the run
+		// may be waiting for this discovery to continue as new.
+		HeartbeatTimeout: 20 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
+			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"}},
+	})
 }
 
 // group is loop i's partitions: every spec.Concurrency-th, so partitions

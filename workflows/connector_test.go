@@ -60,6 +60,14 @@ func newEnv(t *testing.T, id string) env {
 			}
 			return activities.DiscoverResult{Partitions: []activities.PartitionStart{{Partition: 0, From: "earliest"}}}, nil
 		})
+	mockIdleLoops(e.TestWorkflowEnvironment)
+	return e
+}
+
+// mockIdleLoops mocks the loops' activities: every FetchRanges waits a
+// second and plans nothing; commits succeed.
+func mockIdleLoops(e *testsuite.TestWorkflowEnvironment) {
+	var a *activities.Activities
 	e.OnActivity(a.FetchRanges, mock.Anything, mock.Anything).After(time.Second).Return(
 		func(_ context.Context, in activities.FetchRangesInput) (activities.FetchRangesResult, error) {
 			var res activities.FetchRangesResult
@@ -69,7 +77,6 @@ func newEnv(t *testing.T, id string) env {
 			return res, nil
 		})
 	e.OnActivity(a.CommitOffsets, mock.Anything, mock.Anything).Return(nil)
-	return e
 }
 
 func (e env) status(t *testing.T) workflows.Status {

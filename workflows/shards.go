@@ -47,12 +47,7 @@ func (c *conn) concurrency() int {
 // countPartitions lists the topic's partitions on a connector's first run,
 // retrying (visibly, in status) until the topic is reachable.
 func (c *conn) countPartitions(ctx workflow.Context) (int, error) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 3,
-			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"}},
-	})
+	actx := discoverOptions(ctx, 0)
 	for {
 		var res activities.DiscoverResult
 		err := workflow.ExecuteActivity(actx, (*activities.Activities).Discover, activities.DiscoverInput{

@@ -39,15 +39,7 @@ func newShardedEnv() *testsuite.TestWorkflowEnvironment {
 			}
 			return res, nil
 		})
-	e.OnActivity(a.FetchRanges, mock.Anything, mock.Anything).After(time.Second).Return(
-		func(_ context.Context, in activities.FetchRangesInput) (activities.FetchRangesResult, error) {
-			var res activities.FetchRangesResult
-			for _, c := range in.Cursors {
-				res.Plans = append(res.Plans, activities.Plan{Partition: c.Partition, First: c.Next, PlanEnd: c.Next})
-			}
-			return res, nil
-		})
-	e.OnActivity(a.CommitOffsets, mock.Anything, mock.Anything).Return(nil)
+	mockIdleLoops(e)
 	e.OnActivity(a.AwaitClosed, mock.Anything, mock.Anything).Return(nil)
 	return e
 }
