@@ -281,10 +281,23 @@ func runFaultSuite(t *testing.T, sk faultSink) {
 	// activity goes on, and later one of the two is killed while it
 	// writes (the woken one if it runs an activity within 10s).
 	w3 := s.startWorkerProcess()
-	frozen, act := faultFreezeBusy(t, s, spec, w2, w3)
-	phase("worker %d frozen during %s (activity %s, attempt %d)", frozen.cmd.Process.Pid, act.activityType, act.activityID, act.attempt)
-	retry := faultAwaitHeartbeatRetry(t, s, spec, act, 3*time.Minute)
-	phase("%s retried on %s after a heartbeat timeout", act.activityType, retry)
+	// A run that starts draining before the frozen activity's heartbeat
+	// timeout cancels it (a discovery, a read waiting for data) and
+	// continues as new without it: nothing to retry, so freeze again.
+	var frozen *workerProcess
+	for freeze := 1; ; freeze++ {
+		var act faultActivity
+		frozen, act = faultFreezeBusy(t, s, spec, w2, w3)
+		phase("worker %d frozen during %s (activity %s, attempt %d)", frozen.cmd.Process.Pid, act.activityType, act.activityID, act.attempt)
+		retry, ok := faultAwaitHeartbeatRetry(t, s, spec, act, 3*time.Minute)
+		if ok {
+			phase("%s retried on %s after a heartbeat timeout", act.activityType, retry)
+			break
+		}
+		require.NoError(t, syscall.Kill(frozen.cmd.Process.Pid, syscall.SIGCONT))
+		phase("%s cancelled by its run's continue-as-new before its heartbeat timeout; woken, to freeze again", act.activityType)
+		require.Less(t, freeze, 3, "every frozen activity was cancelled by its run before its heartbeat timeout")
+	}
 	require.NoError(t, syscall.Kill(frozen.cmd.Process.Pid, syscall.SIGCONT))
 	thawEnds := faultEnds(t, s)
 	s.waitFor(spec.Name, 3*time.Minute, "every partition past its end at the wake-up", func(st workflows.Status) bool {
@@ -852,8 +865,9 @@ func faultOn(acts []faultActivity, w *workerProcess, writesOnly bool) []faultAct
 
 // faultAwaitHeartbeatRetry waits until the frozen activity, timed out by
 // its heartbeat timeout, was retried on another worker and that attempt
-// finished; it describes the worker that ran it.
-func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act faultActivity, timeout time.Duration) string {
+// finished; it describes the worker that ran it. It reports false when the
+// activity's run cancelled it before any retry (the run continued as new).
+func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act faultActivity, timeout time.Duration) (string, bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	nextDump := time.Now().Add(10 * time.Second)
@@ -864,9 +878,10 @@ func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act 
 		// another worker after the timeout is the retry.
 		if act.activityType == "Discover" {
 			if on := faultRetryRunning(s, spec, act); on != "" {
-				return on
+				return on, true
 			}
 		}
+		closed := faultRunClosed(s, spec, act.runID)
 		var scheduled int64
 		it := s.client.GetWorkflowHistory(context.Background(), spec.WorkflowID(), act.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
@@ -879,15 +894,20 @@ func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act 
 				// A later attempt that finished on another worker: the
 				// frozen attempt can only have ended by timing out.
 				if a.GetAttempt() > act.attempt && a.GetIdentity() != act.identity {
-					return fmt.Sprintf("%s (attempt %d, after: %.80s)", a.GetIdentity(), a.GetAttempt(), a.GetLastFailure().GetMessage())
+					return fmt.Sprintf("%s (attempt %d, after: %.80s)", a.GetIdentity(), a.GetAttempt(), a.GetLastFailure().GetMessage()), true
 				}
 			}
 			// A FetchRanges that waits for data is cancelled when its run
 			// continues as new: once it timed out on the frozen worker and
 			// was scheduled again, the run may cancel the retry instead of
 			// waiting for it.
-			if a := ev.GetActivityTaskCancelRequestedEventAttributes(); a != nil && scheduled != 0 && a.GetScheduledEventId() == scheduled && (act.activityType == "FetchRanges" || act.activityType == "Discover") && sawRetry {
-				return "none: its retry, scheduled after a heartbeat timeout, was cancelled when its run continued as new"
+			if a := ev.GetActivityTaskCancelRequestedEventAttributes(); a != nil && scheduled != 0 && a.GetScheduledEventId() == scheduled && (act.activityType == "FetchRanges" || act.activityType == "Discover") {
+				if sawRetry {
+					return "none: its retry, scheduled after a heartbeat timeout, was cancelled when its run continued as new", true
+				}
+				if closed {
+					return "", false
+				}
 			}
 		}
 		if time.Now().After(nextDump) {
@@ -898,7 +918,15 @@ func faultAwaitHeartbeatRetry(t *testing.T, s *stack, spec *connector.Spec, act 
 	}
 	t.Fatalf("activity %s (%s) was not retried to completion on another worker within %s of a heartbeat timeout; pending: %s",
 		act.activityID, act.activityType, timeout, faultPending(s, spec))
-	return ""
+	return "", false
+}
+
+// faultRunClosed says whether the connector's run has closed.
+func faultRunClosed(s *stack, spec *connector.Spec, runID string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	desc, err := s.client.DescribeWorkflowExecution(ctx, spec.WorkflowID(), runID)
+	return err == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // faultRetried says whether run act.runID shows act pending in a later
