@@ -60,6 +60,36 @@ type BatchID struct {
 	// partition, first dead-letter offset), outside the tiling of the
 	// origin partition's ranges, and move no resume state.
 	Redrive *Redrive
+	// Group, when set, makes the batch a group batch: the ranges of several
+	// partitions of the topic (at least one), written in this order into
+	// one set of prepared sessions and recorded in the sink as one unit, so
+	// a flush of many partitions costs one session per destination
+	// partition, not one per Kafka partition (sink.GroupWriter). Partition,
+	// Start, First, End and Epoch are then Group[0]'s, for messages.
+	Group []Member
+}
+
+// Member is one Kafka partition's range in a group batch.
+type Member struct {
+	Partition int32 `json:"partition"`
+	// Start is the first offset the connector ever wrote for the partition.
+	Start int64 `json:"start"`
+	First int64 `json:"first"`
+	End   int64 `json:"end"`
+	Epoch int   `json:"epoch,omitempty"`
+}
+
+// GroupWriter is implemented by Preparers that write group batches
+// (BatchID.Group): one Prepare names the sessions of every destination
+// partition the members' records land in, Begin takes the members'
+// records in Group's order (each member's range in offset order), and
+// Commit records all the ranges at once. A member whose resume point's
+// Pending names a Group is finished by writing that whole group again with
+// the same sessions.
+type GroupWriter interface {
+	Preparer
+	// GroupWrites reports whether the sink writes group batches.
+	GroupWrites() bool
 }
 
 // Redrive says which dead letters a re-drive batch holds.
@@ -121,6 +151,16 @@ type Written struct {
 	Objects []string `json:"objects"`
 	Records int64    `json:"records"`
 	Bytes   int64    `json:"bytes"`
+	// Members are a group batch's counts per member, in Group's order
+	// (Records and Bytes are their sums).
+	Members []MemberWritten `json:"members,omitempty"`
+}
+
+// MemberWritten is what a group batch wrote of one member's range.
+type MemberWritten struct {
+	Partition int32 `json:"partition"`
+	Records   int64 `json:"records"`
+	Bytes     int64 `json:"bytes"`
 }
 
 // Preparer is implemented by sinks that must create durable write state in a
@@ -271,6 +311,10 @@ type Pending struct {
 	// Bytes is about the range's size, for the worker's batch memory budget
 	// (0: unknown).
 	Bytes int64 `json:"bytes,omitempty"`
+	// Group is set when the range was written as a member of a group batch:
+	// every member (this one included), whose ranges share Sessions. The
+	// connector finishes them together, as one group batch.
+	Group []Member `json:"group,omitempty"`
 }
 
 // Mark kinds: ranges a sink records without holding their records.
