@@ -281,6 +281,16 @@ type Resumer interface {
 	Resume(ctx context.Context, connector, topic string, partition int32, writer string) (p ResumePoint, ok bool, err error)
 }
 
+// BulkResumer is a Resumer that resumes many partitions at once, reading
+// what they share (a MaxCompute group ledger) once: a connector's first
+// run over a 256-partition topic must not read the ledger 256 times.
+type BulkResumer interface {
+	Resumer
+	// ResumeMany is Resume for each partition; a partition the sink holds
+	// nothing of is absent from the map.
+	ResumeMany(ctx context.Context, connector, topic string, partitions []int32, writer string) (map[int32]ResumePoint, error)
+}
+
 // Holder is implemented by sinks that can say what they hold of a
 // partition's range: what a write's retry found committed by an earlier
 // attempt, so its result counts it.
