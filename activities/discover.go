@@ -96,13 +96,35 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 		return DiscoverResult{}, err
 	}
 	initial := in.Initial || in.Version < V2
+	// A sink that resumes many partitions in one read (a MaxCompute group
+	// ledger) is asked once for all of them.
+	var many map[int32]sink.ResumePoint
+	r, bulk := s.(sink.BulkResumer)
+	bulk = bulk && len(fresh) > 0
+	if bulk {
+		if many, err = r.ResumeMany(ctx, spec.Name, spec.Kafka.Topic, fresh, in.Writer); err != nil {
+			return DiscoverResult{}, classify(fmt.Errorf("resume partitions %v: %w", shortList(fresh), err))
+		}
+	}
 	for _, p := range fresh {
 		ps := PartitionStart{Partition: p}
 		var ok bool
 		if r, isResumer := s.(sink.Resumer); isResumer {
-			rp, found, err := r.Resume(ctx, spec.Name, spec.Kafka.Topic, p, in.Writer)
+			var (
+				rp    sink.ResumePoint
+				found bool
+				err   error
+			)
+			if bulk {
+				rp, found = many[p]
+			} else {
+				rp, found, err = r.Resume(ctx, spec.Name, spec.Kafka.Topic, p, in.Writer)
+			}
 			if err != nil {
 				return DiscoverResult{}, classify(fmt.Errorf("resume partition %d: %w", p, err))
+			}
+			if in.Version < V2 && rp.Pending != nil && len(rp.Pending.Group) > 0 {
+				return DiscoverResult{}, nonRetryable("InvalidSpec", fmt.Errorf("resume partition %d: its pending range is a group batch's, which a first-build run cannot finish", p))
 			}
 			if found {
 				ps.Start, ps.Next, ps.Pending, ps.Epoch, ok = rp.Start, rp.Next, rp.Pending, rp.Epoch, true
@@ -140,4 +162,13 @@ func (a *Activities) Discover(ctx context.Context, in DiscoverInput) (DiscoverRe
 		res.Partitions = append(res.Partitions, ps)
 	}
 	return res, nil
+}
+
+// shortList renders partitions for a message, eliding the middle of a long
+// list.
+func shortList(ps []int32) string {
+	if len(ps) <= 8 {
+		return fmt.Sprint(ps)
+	}
+	return fmt.Sprintf("%v … %v (%d)", ps[:4], ps[len(ps)-2:], len(ps))
 }

@@ -214,6 +214,11 @@ type PrepareInput struct {
 	// Epoch is the partition's epoch (sink.BatchID.Epoch): how many times an
 	// operator rewound its offsets. Optional. Default: 0.
 	Epoch int `json:"epoch,omitempty"`
+	// Group (V2, sinks that write group batches) prepares one set of
+	// sessions for the ranges of several partitions: Parts is the union of
+	// their destination partitions; Partition, Start, First and End are
+	// Group[0]'s. Optional.
+	Group []sink.Member `json:"group,omitempty"`
 }
 
 // PrepareResult is the cut range and its sessions, recorded in history.
@@ -253,6 +258,11 @@ type WriteInput struct {
 	// batch.maxBytes), and stops after Batches of them. WriteResult.End
 	// says where it stopped.
 	Batches int `json:"batches,omitempty"`
+	// Group (V2, sinks that write group batches) writes the ranges of
+	// several partitions, in this order, into the sessions in Prepared as
+	// one group batch; Partition, Start, First and End are Group[0]'s.
+	// WriteResult.Members says what each member wrote. Optional.
+	Group []sink.Member `json:"group,omitempty"`
 }
 
 // WriteResult says what was written. End is the exclusive end of the range
@@ -279,6 +289,19 @@ type WriteResult struct {
 	// Transform is what each transform step did to the batch's records:
 	// in, out, dropped, failed. Empty without a chain.
 	Transform []transform.StepCounts `json:"transform,omitempty"`
+	// Members are a group write's results per member, in Group's order:
+	// each member's range is complete (End) and counted here; Written and
+	// DeadLetters are their sums.
+	Members []MemberResult `json:"members,omitempty"`
+}
+
+// MemberResult is what a group write wrote of one member's range.
+type MemberResult struct {
+	Partition   int32 `json:"partition"`
+	End         int64 `json:"end"`
+	Records     int64 `json:"records"`
+	Bytes       int64 `json:"bytes"`
+	DeadLetters int64 `json:"deadLetters,omitempty"`
 }
 
 // Poison describes a rejected record.

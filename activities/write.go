@@ -65,6 +65,12 @@ func (a *Activities) PrepareWrite(ctx context.Context, in PrepareInput) (Prepare
 		sort.Strings(parts)
 	}
 	id := sink.BatchID{Connector: spec.Name, Topic: spec.Kafka.Topic, Partition: in.Partition, Start: in.Start, First: in.First, End: end, Writer: in.Writer, LegacyNames: in.Version < V2, Epoch: in.Epoch}
+	if len(in.Group) > 0 {
+		if err := groupWriter(s, spec, in.Group); err != nil {
+			return PrepareResult{}, err
+		}
+		id = groupID(spec, in.Group, in.Writer)
+	}
 	prep, err := p.Prepare(ctx, id, parts, in.Keep)
 	if err != nil {
 		return PrepareResult{}, classify(fmt.Errorf("prepare %s: %w", id, err))
@@ -114,6 +120,9 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 		res, err := a.write(ctx, kc, spec, s, in)
 		res.Stopped = pl.Poison
 		return res, err
+	}
+	if len(in.Group) > 0 {
+		return a.writeGroup(ctx, kc, spec, s, in)
 	}
 	if in.Version >= V3 && in.Batches > 0 {
 		if _, prepared := s.(sink.Preparer); !prepared {
