@@ -31,6 +31,7 @@ var (
 	updateWindowHistories = flag.Bool("update-window-histories", false, "record this build's tests/testdata/window-*.history.json anew from live runs")
 	recordConnector       = flag.String("record-connector-history", "", "record a connector whose one loop serves two partitions (concurrency 1) into tests/testdata/`FILE` from a live run")
 	recordBatched         = flag.String("record-batched-history", "", "record a batched-writes connector (tolerance continue, uncut plans, several batches per write) into tests/testdata/`FILE` from a live run")
+	recordMCGroups        = flag.String("record-mc-groups-history", "", "record a MaxCompute connector whose one loop writes two partitions as group batches (concurrency 1) into tests/testdata/`FILE` from a live run")
 	recordSharded         = flag.String("record-sharded-history", "", "record a sharded connector's workflow and its shard 0 into tests/testdata/`PREFIX`-root.history.json and PREFIX-shard.history.json from a live run")
 )
 
@@ -88,6 +89,11 @@ var (
 //     shards again, which is refused as already started), and its shard 0's
 //     run that took the forwarded updates (and signals), reporting its
 //     state, before it continued as new.
+//   - connector-maxcompute-groups.history.json was recorded with
+//     -record-mc-groups-history after the "group-writes" change: a
+//     MaxCompute connector whose one loop (concurrency 1) writes its two
+//     partitions' ranges as group batches, stops on a poison record under
+//     tolerance stop, is resumed, paused and resumed, and continues as new.
 //   - window-*.history.json were recorded from live runs of the window
 //     workflows (a backfill continuing as new, its child load, a load
 //     started by hand under another id and its child that moves the job's
@@ -100,6 +106,15 @@ func TestReplayRecordedHistories(t *testing.T) {
 	}
 	if *recordConnector != "" {
 		recordHistory(t, filepath.Join("testdata", *recordConnector), false, 1)
+	}
+	if *recordMCGroups != "" {
+		path := filepath.Join("testdata", *recordMCGroups)
+		recordHistory(t, path, true, 1)
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		h, err := runner.ReadHistory(bytes.NewReader(data))
+		require.NoError(t, err)
+		require.Contains(t, versionChanges(t, h), "group-writes", "the run took the group-writes version")
 	}
 	if *recordBatched != "" {
 		recordBatchedHistory(t, filepath.Join("testdata", *recordBatched))

@@ -178,6 +178,10 @@ type Pending struct {
 	// Uncut (V3) says End only bounds the range: one write cuts it into
 	// batches as it reads it (activities.WriteInput.Batches).
 	Uncut bool `json:"uncut,omitempty"`
+	// Group is set once the range is prepared as a member of a group batch
+	// (versionGroupWrites): every member's range, the leader first; the
+	// members share Sessions and are written together.
+	Group []sink.Member `json:"group,omitempty"`
 }
 
 // DeclaredGap is a range an operator acknowledged as lost, skipped
@@ -245,6 +249,7 @@ type conn struct {
 	cancelDiscovery   workflow.CancelFunc // cancels the discovery in flight
 	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
 	batched           *bool               // the run plans uncut ranges and writes several batches per write (nil: not yet decided)
+	grouped           *bool               // the run writes group batches (MaxCompute; nil: not yet decided)
 	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
 	refreshInterval   time.Duration
 	queued            map[string][]any
@@ -633,7 +638,7 @@ func (c *conn) discover(ctx workflow.Context, first, longPoll bool) error {
 				}
 				p := &PartitionState{Partition: ps.Partition, Start: ps.Start, Next: ps.Next, From: ps.From, SkipAt: -1, Epoch: ps.Epoch}
 				if ps.Pending != nil {
-					p.Pending = &Pending{First: ps.Pending.First, End: ps.Pending.End, Sessions: ps.Pending.Sessions, Bytes: ps.Pending.Bytes}
+					p.Pending = &Pending{First: ps.Pending.First, End: ps.Pending.End, Sessions: ps.Pending.Sessions, Bytes: ps.Pending.Bytes, Group: ps.Pending.Group}
 					for _, s := range ps.Pending.Sessions {
 						p.Pending.Parts = append(p.Pending.Parts, s.Partition)
 					}

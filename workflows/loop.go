@@ -65,7 +65,7 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 		// past the new concurrency ends there.
 		c.idle++
 		err := workflow.Await(ctx, func() bool {
-			return c.draining || i >= c.concurrency() || (!c.st.Paused && !c.settingOffsets && !c.holding && runnable(c.group(i)))
+			return c.draining || i >= c.concurrency() || (!c.st.Paused && !c.settingOffsets && !c.holding && c.runnable(c.group(i)))
 		})
 		c.idle--
 		if err != nil || c.draining || ctx.Err() != nil || i >= c.concurrency() {
@@ -90,7 +90,7 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 				pending = append(pending, p)
 			}
 		}
-		moved = append(moved, c.writeAll(ctx, pending)...)
+		moved = append(moved, c.writeRanges(ctx, pending)...)
 		batched := c.batchedWrites(ctx)
 		if batched {
 			// A batched run's FetchRanges may wait long for data: what
@@ -103,7 +103,7 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 			// A batched run plans the group's other partitions once the rest
 			// of an uncut range is written: its FetchRanges may wait for
 			// data while that range has work at hand.
-			if fetchable(p) && !(batched && hasWork(group)) {
+			if fetchable(p) && !(batched && c.hasWork(group)) {
 				cursors = append(cursors, activities.Cursor{Partition: p.Partition, Next: p.Next, Start: p.Start, Backlog: p.Backlog, SkipAt: p.SkipAt})
 			}
 		}
@@ -149,7 +149,7 @@ func (c *conn) loop(ctx workflow.Context, i int) {
 					planned = append(planned, p)
 				}
 			}
-			moved = append(moved, c.writeAll(ctx, planned)...)
+			moved = append(moved, c.writeRanges(ctx, planned)...)
 		}
 		if !c.batchedWrites(ctx) {
 			c.commitMoved(ctx, moved)
@@ -246,9 +246,9 @@ func anyPlanned(plans []activities.Plan) bool {
 
 // hasWork says a partition of the group has a range in hand that it can
 // write now.
-func hasWork(group []*PartitionState) bool {
+func (c *conn) hasWork(group []*PartitionState) bool {
 	for _, p := range group {
-		if p.Pending != nil && !p.Stopped && p.DataLost == nil {
+		if p.Pending != nil && !p.Stopped && p.DataLost == nil && !c.follower(p) {
 			return true
 		}
 	}
@@ -276,9 +276,9 @@ func fetchable(p *PartitionState) bool {
 	return !p.Stopped && p.DataLost == nil && p.Pending == nil
 }
 
-func runnable(group []*PartitionState) bool {
+func (c *conn) runnable(group []*PartitionState) bool {
 	for _, p := range group {
-		if fetchable(p) || p.Pending != nil && !p.Stopped && p.DataLost == nil || p.AckBy != "" && p.DataLost != nil {
+		if fetchable(p) || p.Pending != nil && !p.Stopped && p.DataLost == nil && !c.follower(p) || p.AckBy != "" && p.DataLost != nil {
 			return true
 		}
 	}

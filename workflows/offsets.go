@@ -214,6 +214,11 @@ func (c *conn) setOffsets(ctx workflow.Context, req SetOffsets) (SetOffsetsResul
 			continue
 		}
 		p.Next, p.Start, p.Epoch = m.To, m.Start, m.Epoch
+		if p.Pending != nil && len(p.Pending.Group) > 0 {
+			// The group cannot be written whole any more: its other
+			// members are written again in new groups.
+			c.dissolve(p.Pending.Group)
+		}
 		p.Pending, p.DataLost, p.AckBy, p.Poison = nil, nil, "", nil
 		p.Stopped, p.SkipAt, p.LastError, p.FetchErrors, p.Backlog = false, -1, "", 0, false
 		if m.Lost != nil {
