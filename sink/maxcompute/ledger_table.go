@@ -49,7 +49,8 @@ type LedgerEntry struct {
 	Start     int64  `json:"start"`
 	First     int64  `json:"first"`
 	End       int64  `json:"end"`
-	// Kind is data, gap (sink.MarkGap) or routed (sink.MarkRouted).
+	// Kind is data (KindData), or a mark's kind: gap, routed, skipped or
+	// rewind (sink.MarkGap…).
 	Kind    string `json:"kind"`
 	Records int64  `json:"records"`
 	// Target is the data table, project.table.
