@@ -322,8 +322,10 @@ type Pending struct {
 	// (0: unknown).
 	Bytes int64 `json:"bytes,omitempty"`
 	// Group is set when the range was written as a member of a group batch:
-	// every member (this one included), whose ranges share Sessions. The
-	// connector finishes them together, as one group batch.
+	// the members of that batch still pending at it (this one included; a
+	// member whose partition has moved on since, e.g. by a declared gap or
+	// a rewind, is left out), whose ranges share Sessions. The connector
+	// finishes them together, as one group batch with these Sessions.
 	Group []Member `json:"group,omitempty"`
 }
 

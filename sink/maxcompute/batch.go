@@ -25,6 +25,11 @@ type batch struct {
 	// origins counts the rows per origin offset of a re-drive batch
 	// (id.Redrive set; nil otherwise).
 	origins map[int64]int64
+	// member is the index in id.Group of each member's Kafka partition, and
+	// mrows and mbytes count the rows and bytes per member, of a group
+	// batch (id.Group set; nil otherwise).
+	member        map[int32]int
+	mrows, mbytes []int64
 }
 
 // stream is one session's share of a batch. Blocks are numbered 0, 1, 2…
@@ -60,6 +65,16 @@ func (b *batch) Add(ctx context.Context, r *transform.Record) error {
 	if b.err != nil {
 		return b.err
 	}
+	mi := -1
+	if b.member != nil {
+		i, ok := b.member[r.Partition]
+		if !ok {
+			b.err = fmt.Errorf("add topic %s partition %d offset %d: partition %d is not a member of group batch %s (members %s)",
+				r.Topic, r.Partition, r.Offset, r.Partition, b.id, groupString(b.id.Group))
+			return b.err
+		}
+		mi = i
+	}
 	if r.Timestamp.IsZero() {
 		return noTimestamp(r)
 	}
@@ -85,6 +100,10 @@ func (b *batch) Add(ctx context.Context, r *transform.Record) error {
 	}
 	st.rows++
 	st.bytes += r.Size()
+	if mi >= 0 {
+		b.mrows[mi]++
+		b.mbytes[mi] += r.Size()
+	}
 	if b.origins != nil {
 		b.origins[r.Offset]++
 	}
@@ -184,7 +203,8 @@ func (b *batch) dropWriter(st *stream) {
 // expired it returns a *sink.ExpiredError naming them and the committed
 // ones: the caller prepares new sessions for the expired partitions only.
 // Written lists the session ids in prepared order, the rows written and the
-// key plus value bytes of their records; a retry reports the same.
+// key plus value bytes of their records, and for a group batch the same
+// counts per member in Group's order; a retry reports the same.
 func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 	if b.err != nil {
 		return sink.Written{}, b.err
@@ -201,8 +221,11 @@ func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 		return sink.Written{}, err
 	}
 	record := b.recordIntent
-	if b.id.Redrive != nil {
+	switch {
+	case b.id.Redrive != nil:
 		record = b.recordRedriveIntent
+	case b.member != nil:
+		record = b.recordGroupIntent
 	}
 	if err := record(ctx); err != nil {
 		b.err = err
@@ -222,6 +245,12 @@ func (b *batch) Commit(ctx context.Context) (sink.Written, error) {
 	}
 	if err := b.expiredError(nil); err != nil {
 		return sink.Written{}, err
+	}
+	if b.member != nil {
+		w.Members = make([]sink.MemberWritten, len(b.id.Group))
+		for i, m := range b.id.Group {
+			w.Members[i] = sink.MemberWritten{Partition: m.Partition, Records: b.mrows[i], Bytes: b.mbytes[i]}
+		}
 	}
 	return w, nil
 }
@@ -255,10 +284,7 @@ func (b *batch) recordIntent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sessions := make([]sink.Session, len(b.order))
-	for i, st := range b.order {
-		sessions[i] = sink.Session{Partition: st.part, ID: st.id}
-	}
+	sessions := b.sessions()
 	if ok && last.Kind == KindData && last.First == b.id.First && last.End == b.id.End && sameSessions(last.Sessions, sessions) {
 		return b.s.checkRivals(ctx, b.id, sessions, before)
 	}

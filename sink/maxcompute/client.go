@@ -20,6 +20,9 @@ type client struct {
 	odps   *odps.Odps
 	tunnel *tunnel.Tunnel // nil until resolveTunnel
 	opts   options
+	// ledgers is the cached listing of the ledger table's partitions
+	// (see ledgerListed).
+	ledgers ledgerList
 }
 
 func newClient(spec *connector.Spec, creds connector.Credentials, opts []Option) (*client, error) {

@@ -64,6 +64,74 @@
 // it first: after any failed upload or commit the session status is read
 // again, and CLOSED means done.
 //
+// Commit records the range in the ledger table (DefaultLedgerTable) before
+// it commits a session: an intent row naming the sessions. Resume, verify
+// and the one-writer checks read the ledger; a range is complete once its
+// row's sessions are committed.
+//
+// # Group batches
+//
+// The Sink is a sink.GroupWriter: a group batch (sink.BatchID.Group) holds
+// the ranges of several Kafka partitions of the topic (a workflow loop's,
+// up to about 32). Prepare creates one session per destination partition
+// for all of them; Begin takes every member's records in Group's order
+// (a record of a partition that is not a member fails the batch; a group
+// cannot be a re-drive); blocks stay a pure function of the records added,
+// so a retry with the same Prepared rewrites the same block ids. Commit
+// records one ledger row for the whole group and commits the shared
+// sessions; Written.Members counts each member's rows and bytes, in
+// Group's order.
+//
+// Ledger layout. Rows of group batches, and every mark (gap, routed,
+// skipped, rewind) since group batches, go to one ledger partition per
+// connector and topic:
+//
+//	connector=<c>/topic=<t>/kafka_partition=group
+//
+// One row per group batch or mark: kind (data, or the mark's kind),
+// start_offset, first_offset and end_offset 0, records the total, target,
+// sessions (shared by all members), writer, written_ms, and note a JSON
+// object
+//
+//	{"members":[{"partition":3,"start":0,"first":100,"end":200,"records":97,"epoch":1}, ...],
+//	 "transform":"<hash or empty>","reason":"<a mark's reason>"}
+//
+// (epoch and reason are omitted when empty). Readers expand a row into one
+// LedgerEntry per member (its range and records, the row's sessions, Note
+// "transform <hash>" for data as single-partition rows have it or the
+// mark's reason, Group holding every member). Single-partition batches
+// (planned by workflow runs from before group batches) still write their
+// own partition, kafka_partition=<p>, as before; re-drive rows keep their
+// redrive-<n> partitions. Builds before group batches skip ledger
+// partitions whose kafka_partition is not an integer, so they never read
+// the group partition.
+//
+// A partition's ledger is the merge, by time written, of its own ledger
+// partition and its entries of the group partition: the writer checks,
+// Mark, Resume, ResumeMany and ReadLedgerEntries (verify) all read it so.
+// To keep reads few, a group batch reads the last 512 rows of the group
+// partition once before its intent and once after it; a member the tail
+// holds nothing of has its own ledger partition read (once, before the
+// intent) only when the partition exists, which a listing of the ledger
+// table's partitions, cached for up to three minutes, tells without a
+// download. Once a partition is written in groups its own ledger partition
+// only holds older rows, so it is not read while the group rows hold the
+// partition. The checks are per member, as for a single batch: another
+// writer's range refuses the group (sink.ErrConcurrentWriter naming the
+// partition), a row of this writer with exactly these members' ranges and
+// sessions is a retry (not appended again).
+//
+// Resume reads the group partition's tail (all of it when the tail holds
+// nothing of the partition) and the partition's own ledger partition when
+// it exists. ResumeMany (sink.BulkResumer) reads the group partition once
+// for all partitions, an own ledger partition only when it exists and the
+// group rows hold nothing of its partition, and each distinct session's
+// state once. When a partition's latest range is a group member whose
+// sessions are not all committed, its Pending carries the shared sessions
+// (committed ones marked) and Group: the members of that row still pending
+// at it (a member a later mark superseded is left out), to be written
+// again together, with those sessions, as one group batch.
+//
 // For the workflow author: an upload session lives 24 hours. When it has
 // expired or vanished, Begin and Commit return a sink.PermanentError of type
 // SessionExpired (ErrSessionExpired): retrying can never succeed, so the
@@ -94,13 +162,29 @@
 //	blocks written per table            500 per 5 minutes
 //	concurrent session commits / table  32
 //	commits per table                   75 per 15 seconds
+//	download sessions created per table 200 per 5 minutes
 //
 // Each batch creates one session per destination partition it touches
 // (usually one, two across a time boundary) and one commit each, and writes
 // ceil(batch bytes / block size) blocks per session: with the defaults
 // (64MiB batches, 16MiB blocks) at most 4. Keep partitions × batches per 5
 // minutes × blocks per batch under 500, e.g. by raising batch.maxBytes and
-// the block size or the flush interval for busy topics. An open block is an
+// the block size or the flush interval for busy topics.
+//
+// A group batch costs the same per destination partition however many
+// Kafka partitions it holds. Per flush of one group it costs, on the data
+// table, one session, ceil(group bytes / block size) blocks and one commit
+// per destination partition; on the ledger table one upload session, one
+// block and one commit (its row) and two download sessions (the group
+// partition's tail before and after the intent), plus one per member
+// without rows in that tail that has an own ledger partition (only on a
+// connector's first group batches after single-partition ones). 256 Kafka
+// partitions in groups of 32 flushed every 60 s into one destination
+// partition are 8 groups: per 5 minutes 40 sessions, 40+ blocks and 40
+// commits on the data table, and 40 upload sessions, 40 commits and 80
+// download sessions on the ledger table. A single-partition batch reads both
+// its own ledger partition and the group partition's tail, before and
+// after its intent: up to four download sessions; a mark up to two. An open block is an
 // HTTP upload that stays open while its rows are added, so a batch whose
 // records arrive more than 120 s apart fails and is retried.
 package maxcompute

@@ -49,7 +49,8 @@ type LedgerEntry struct {
 	Start     int64  `json:"start"`
 	First     int64  `json:"first"`
 	End       int64  `json:"end"`
-	// Kind is data, gap (sink.MarkGap) or routed (sink.MarkRouted).
+	// Kind is data (KindData), or a mark's kind: gap, routed, skipped or
+	// rewind (sink.MarkGap…).
 	Kind    string `json:"kind"`
 	Records int64  `json:"records"`
 	// Target is the data table, project.table.
@@ -58,6 +59,12 @@ type LedgerEntry struct {
 	Writer   string         `json:"writer,omitempty"`
 	Note     string         `json:"note,omitempty"`
 	Written  time.Time      `json:"written"`
+	// Group is set on an entry read from a row of the group ledger
+	// partition (a group batch or a mark since group batches): every
+	// member the row records, this entry's partition among them. The
+	// entry's own fields are its member's range and records; Sessions are
+	// shared by all members.
+	Group []sink.Member `json:"group,omitempty"`
 }
 
 // ledgerPartition is the ledger partition of one Kafka partition (or, for
@@ -164,6 +171,7 @@ func (c *client) appendLedgerAt(ctx context.Context, part string, e LedgerEntry)
 			return classify(fmt.Sprintf("commit ledger row %s [%d,%d)", part, e.First, e.End), err)
 		}
 	}
+	c.ledgerAdded(part)
 	return nil
 }
 
@@ -263,25 +271,33 @@ func latest(es []LedgerEntry) (LedgerEntry, bool) {
 }
 
 // ledgerTailSize is how many trailing ledger rows a writer reads to find a
-// partition's last range.
+// partition's last range in its own ledger partition.
 const ledgerTailSize = 16
 
-// checkWriter refuses batch id when the partition's ledger shows ranges at
-// or past id.First recorded by another writer, or by this one for another
-// range (see the OSS sink's rule). It returns the partition's last entry.
-func (s *Sink) checkWriter(ctx context.Context, id sink.BatchID) (LedgerEntry, bool, error) {
-	last, ok, _, err := s.checkWriterTail(ctx, id)
-	return last, ok, err
-}
-
-// checkWriterTail is checkWriter that also returns the ledger rows it read.
+// checkWriterTail refuses single-partition batch id when the partition's
+// ledger shows ranges at or past id.First recorded by another writer, or
+// by this one for another range (see the OSS sink's rule). It returns the
+// partition's last entry and the entries it read: the last rows of the
+// partition's own ledger partition and its entries among the last rows of
+// the group ledger partition (marks, and group batches), merged.
 func (s *Sink) checkWriterTail(ctx context.Context, id sink.BatchID) (LedgerEntry, bool, []LedgerEntry, error) {
-	tail, err := s.c.ledgerTail(ctx, id.Connector, id.Topic, id.Partition, ledgerTailSize)
+	es, err := s.singleView(ctx, id)
 	if err != nil {
 		return LedgerEntry{}, false, nil, err
 	}
-	last, err := checkLast(id, tail)
-	return last, len(tail) > 0, tail, err
+	last, err := checkLast(id, es)
+	return last, len(es) > 0, es, err
+}
+
+// singleView is the merged ledger of id's partition as a single-partition
+// batch or a mark reads it: its own ledger partition's tail and its
+// entries among the group ledger partition's tail.
+func (s *Sink) singleView(ctx context.Context, id sink.BatchID) ([]LedgerEntry, error) {
+	group, _, err := s.c.groupEntries(ctx, id.Connector, id.Topic, groupTailSize)
+	if err != nil {
+		return nil, err
+	}
+	return s.view(ctx, id.Connector, id.Topic, id.Partition, ownAlways, group)
 }
 
 // checkLast is checkWriter's rule on the latest of the ledger rows tail.
@@ -297,26 +313,37 @@ func checkLast(id sink.BatchID, tail []LedgerEntry) (LedgerEntry, error) {
 		return last, sink.Permanent(sink.ErrConcurrentWriter, fmt.Errorf("partition %d of connector %s is being written by another writer (%s, up to offset %d, %s); this writer (%s) is at offset %d: one connector name must have one writer",
 			id.Partition, id.Connector, last.Writer, last.End, last.Written.Format(time.RFC3339), id.Writer, id.First))
 	default:
-		return last, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger %s records [%d,%d), past this batch %s: the range was recorded already",
-			ledgerPartition(id.Connector, id.Topic, id.Partition), last.First, last.End, id))
+		where := ledgerPartition(id.Connector, id.Topic, id.Partition)
+		if last.Group != nil {
+			where = groupLedgerPartition(id.Connector, id.Topic)
+		}
+		return last, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger %s records [%d,%d) of partition %d, past this batch %s: the range was recorded already",
+			where, last.First, last.End, id.Partition, id))
 	}
 }
 
-// checkRivals runs after a batch's intent row is in the ledger and before
-// its sessions commit: another writer's data row over the same offsets,
-// with other sessions, that appeared after the check before the intent
-// (before holds the rows that check read), or whose sessions are
-// committed, refuses the batch. checkWriter, before the intent, cannot see
-// a writer that passes it at the same time; of two writers that both
-// append and then look, the later one sees the other's row (a row is
-// visible once appended) or its commit, so no range is committed twice.
-// Both may be refused; the partition then parks, visibly, until an
-// operator removes the second connector.
+// checkRivals runs after a single-partition batch's intent row is in the
+// ledger and before its sessions commit: it reads the partition's merged
+// ledger again and applies rivals.
 func (s *Sink) checkRivals(ctx context.Context, id sink.BatchID, sessions []sink.Session, before []LedgerEntry) error {
-	tail, err := s.c.ledgerTail(ctx, id.Connector, id.Topic, id.Partition, ledgerTailSize)
+	after, err := s.singleView(ctx, id)
 	if err != nil {
 		return err
 	}
+	return rivals(ctx, id, sessions, before, after, newSessionMemo(s, id.Topic))
+}
+
+// rivals is the check after the intent: another writer's data row over
+// the same offsets, with other sessions, that appeared after the check
+// before the intent (before holds the rows that check read), or whose
+// sessions are committed, refuses the batch (after holds the rows read
+// since). The check before the intent cannot see a writer that passes it
+// at the same time; of two writers that both append and then look, the
+// later one sees the other's row (a row is visible once appended) or its
+// commit, so no range is committed twice. Both may be refused; the
+// partition then parks, visibly, until an operator removes the second
+// connector.
+func rivals(ctx context.Context, id sink.BatchID, sessions []sink.Session, before, after []LedgerEntry, memo *sessionMemo) error {
 	seen := func(e LedgerEntry) bool {
 		for _, b := range before {
 			if b.Writer == e.Writer && b.First == e.First && b.End == e.End && b.Written.Equal(e.Written) && sameSessions(b.Sessions, e.Sessions) {
@@ -325,7 +352,7 @@ func (s *Sink) checkRivals(ctx context.Context, id sink.BatchID, sessions []sink
 		}
 		return false
 	}
-	for _, e := range tail {
+	for _, e := range after {
 		if e.Kind != KindData || e.Writer == id.Writer || e.End <= id.First || id.End <= e.First || sameSessions(e.Sessions, sessions) {
 			continue
 		}
@@ -334,7 +361,7 @@ func (s *Sink) checkRivals(ctx context.Context, id sink.BatchID, sessions []sink
 		// are committed by now (a writer running now got there first). A
 		// row that appeared since is a writer running now.
 		if seen(e) {
-			committed, err := s.rangeCommitted(ctx, e)
+			committed, err := memo.rangeCommitted(ctx, e)
 			if err != nil {
 				return err
 			}
@@ -351,16 +378,12 @@ func (s *Sink) checkRivals(ctx context.Context, id sink.BatchID, sessions []sink
 // rangeCommitted reports whether every session of ledger row e is
 // committed.
 func (s *Sink) rangeCommitted(ctx context.Context, e LedgerEntry) (bool, error) {
-	for _, sess := range e.Sessions {
-		done, err := s.sessionCommitted(ctx, sess, e.Topic, e.Partition, e.First, e.End)
-		if err != nil || !done {
-			return false, err
-		}
-	}
-	return len(e.Sessions) > 0, nil
+	return newSessionMemo(s, e.Topic).rangeCommitted(ctx, e)
 }
 
-// Mark implements sink.Marker with a ledger row of the mark's kind.
+// Mark implements sink.Marker with a one-member row of the mark's kind in
+// the group ledger partition (see groupNote), checked against the
+// partition's merged ledger (its own ledger partition and the group one).
 //
 // A gap may begin where the partition's last data row begins when that
 // row's sessions never committed: a worker died between the range's intent
@@ -381,7 +404,7 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 	var last LedgerEntry
 	var err error
 	if m.Kind != sink.MarkRewind { // a rewind goes back over recorded ranges on purpose
-		last, _, err = s.checkWriter(ctx, m.ID)
+		last, _, _, err = s.checkWriterTail(ctx, m.ID)
 	}
 	if err != nil {
 		if m.Kind != sink.MarkGap && m.Kind != sink.MarkSkipped || last.Kind != KindData || last.First != m.ID.First || last.Writer != m.ID.Writer {
@@ -392,22 +415,25 @@ func (s *Sink) Mark(ctx context.Context, m sink.Mark) (bool, error) {
 			return false, cerr
 		}
 		if committed {
-			return false, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger %s records [%d,%d) as written, its sessions committed: the lost range of partition %d begins at %d, not %d",
-				ledgerPartition(m.ID.Connector, m.ID.Topic, m.ID.Partition), last.First, last.End, m.ID.Partition, last.End, m.ID.First))
+			return false, sink.Permanent("ObjectConflict", fmt.Errorf("the ledger records [%d,%d) of partition %d as written, its sessions committed: the lost range of partition %d begins at %d, not %d",
+				last.First, last.End, m.ID.Partition, m.ID.Partition, last.End, m.ID.First))
 		}
 	}
-	id := m.ID
-	return false, s.c.appendLedger(ctx, LedgerEntry{Connector: id.Connector, Topic: id.Topic, Partition: id.Partition, Start: id.Start,
-		First: id.First, End: id.End, Kind: m.Kind, Records: m.Records, Target: s.c.name(), Writer: id.Writer, Note: m.Reason, Written: m.At})
+	return false, s.groupMark(ctx, m)
 }
 
 // Resume implements sink.Resumer from the ledger: the partition continues
 // at the end of its last range whose sessions are committed. A data range
 // whose sessions are not all committed comes back as Pending with its
-// sessions (committed ones marked), so the connector finishes it with them.
-// A session the service no longer knows (older than its 24-hour lifetime)
-// counts as committed when the table holds rows of the range in its
-// partition.
+// sessions (committed ones marked), so the connector finishes it with them;
+// when the range is a group batch's member, Pending.Group names the
+// members still pending at that batch, written again together. A session
+// the service no longer knows (older than its 24-hour lifetime) counts as
+// committed when the table holds rows of the range in its partition.
+//
+// It reads the group ledger partition's tail (all of it when the tail
+// holds nothing of the partition) and the partition's own ledger
+// partition when it exists.
 func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partition int32, _ string) (sink.ResumePoint, bool, error) {
 	if err := s.ensureLedger(ctx); err != nil {
 		return sink.ResumePoint{}, false, err
@@ -415,73 +441,48 @@ func (s *Sink) Resume(ctx context.Context, connectorName, topic string, partitio
 	if _, err := s.ensureTable(ctx); err != nil {
 		return sink.ResumePoint{}, false, err
 	}
-	tail, err := s.c.ledgerTail(ctx, connectorName, topic, partition, ledgerTailSize)
+	group, rows, err := s.c.groupEntries(ctx, connectorName, topic, groupTailSize)
 	if err != nil {
 		return sink.ResumePoint{}, false, err
 	}
-	last, ok := latest(tail)
+	if rows >= groupTailSize && !hasPartition(group, partition) {
+		if group, _, err = s.c.groupEntries(ctx, connectorName, topic, 0); err != nil {
+			return sink.ResumePoint{}, false, err
+		}
+	}
+	if err := s.c.refreshLedgerList(ctx); err != nil {
+		return sink.ResumePoint{}, false, err
+	}
+	es, err := s.view(ctx, connectorName, topic, partition, ownListed, group)
+	if err != nil {
+		return sink.ResumePoint{}, false, err
+	}
+	last, ok := latest(es)
 	if !ok {
 		return sink.ResumePoint{}, false, nil
 	}
-	rp := sink.ResumePoint{Start: last.Start, Next: last.End}
-	if last.Kind != KindData {
-		return rp, true, nil
+	memo := newSessionMemo(s, topic)
+	if err := memo.settle(ctx, queriesOf(last)); err != nil {
+		return sink.ResumePoint{}, false, err
 	}
-	pending := &sink.Pending{First: last.First, End: last.End}
-	complete := true
-	for _, sess := range last.Sessions {
-		done, err := s.sessionCommitted(ctx, sess, topic, partition, last.First, last.End)
-		if err != nil {
-			return sink.ResumePoint{}, false, err
-		}
-		sess.Committed = done
-		complete = complete && done
-		pending.Sessions = append(pending.Sessions, sess)
-	}
-	if !complete {
-		rp.Next, rp.Pending = last.First, pending
-	}
-	return rp, true, nil
+	return memo.resumePoint(last, group), true, nil
 }
 
-// sessionCommitted tells whether sess holds committed rows: from its status
-// while the service knows it, else from the rows of [first, end) of the
-// Kafka partition in its table partition.
-func (s *Sink) sessionCommitted(ctx context.Context, sess sink.Session, topic string, partition int32, first, end int64) (bool, error) {
-	return s.sessionCommittedMatch(ctx, sess, func(t string, p int32, off int64) bool {
-		return t == topic && p == partition && off >= first && off < end
-	})
-}
-
-// sessionCommittedMatch is sessionCommitted, with the rows that show a
-// session gone from the service committed chosen by match.
+// sessionCommittedMatch tells whether sess holds committed rows: from its
+// status while the service knows it, else from the rows of its table
+// partition, one of which match must accept.
 func (s *Sink) sessionCommittedMatch(ctx context.Context, sess sink.Session, match func(topic string, partition int32, offset int64) bool) (bool, error) {
-	mc := s.c.mc
-	up, err := s.c.tunnel.AttachToExistedUploadSession(mc.Project, mc.Table, sess.ID, tunnel.SessionCfg.WithPartitionKey(sess.Partition))
-	if err == nil {
-		st := &stream{id: sess.ID, part: sess.Partition, up: up}
-		done, serr := s.settled(ctx, st)
-		if serr == nil {
-			return done, nil
-		}
-		if permanentTypeOf(serr) != ErrSessionExpired {
-			return false, serr
-		}
-	} else if permanentType(err) != ErrSessionExpired && !isNotFound(err) {
-		return false, classify(fmt.Sprintf("attach upload session %s on %s", sess.ID, sess.Partition), err)
+	done, known, err := s.sessionKnown(ctx, sess)
+	if err != nil || known {
+		return done, err
 	}
 	// The session is gone: look for the range's rows.
 	found := false
-	err = s.c.download(ctx, sess.Partition, []string{"topic", "partition", "offset"}, func(rec data.Record) error {
-		t, p, off, ok := ledgerRow(rec)
-		if ok && match(t, p, off) {
+	err = s.scanRows(ctx, sess.Partition, func(t string, p int32, off int64) {
+		if match(t, p, off) {
 			found = true
 		}
-		return nil
 	})
-	if err != nil && (errorCode(err) == "NoSuchPartition" || isNotFound(err)) {
-		return false, nil
-	}
 	return found, err
 }
 
@@ -493,7 +494,9 @@ func permanentTypeOf(err error) string {
 }
 
 // ReadLedgerEntries reads every ledger entry of spec's connector and topic,
-// per Kafka partition in the order written.
+// per Kafka partition, ordered by the time written: the rows of each
+// partition's own ledger partition and its entries of the group ledger
+// partition (LedgerEntry.Group set), merged.
 func ReadLedgerEntries(ctx context.Context, spec *connector.Spec, creds connector.Credentials, opts ...Option) (map[int32][]LedgerEntry, error) {
 	c, err := newClient(spec, creds, opts)
 	if err != nil {
@@ -513,7 +516,18 @@ func ReadLedgerEntries(ctx context.Context, spec *connector.Spec, creds connecto
 		if !strings.HasPrefix(v, prefix) {
 			continue
 		}
-		p, err := strconv.ParseInt(strings.TrimPrefix(v, prefix), 10, 32)
+		key := strings.TrimPrefix(v, prefix)
+		if key == groupLedgerKey {
+			es, _, err := c.groupEntries(ctx, spec.Name, spec.Kafka.Topic, 0)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range es {
+				out[e.Partition] = append(out[e.Partition], e)
+			}
+			continue
+		}
+		p, err := strconv.ParseInt(key, 10, 32)
 		if err != nil {
 			continue
 		}
@@ -521,7 +535,10 @@ func ReadLedgerEntries(ctx context.Context, spec *connector.Spec, creds connecto
 		if err != nil {
 			return nil, err
 		}
-		out[int32(p)] = es
+		out[int32(p)] = append(out[int32(p)], es...)
+	}
+	for _, es := range out {
+		sortWritten(es)
 	}
 	return out, nil
 }

@@ -218,6 +218,10 @@ func (s *Sink) createSession(part string) (*tunnel.UploadSession, error) {
 // attaches every session not known to be committed; sessions already
 // committed (a retried batch) take no rows again, and sessions found
 // expired take none either: Commit reports them in a *sink.ExpiredError.
+//
+// For a group batch (id.Group set, not with id.Redrive) the records of
+// every member are added in Group's order, each member's range in offset
+// order; a record of a partition that is not a member fails the batch.
 func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepared) (sink.Batch, error) {
 	if prepared == nil {
 		return nil, sink.Permanent(ErrNotPrepared, fmt.Errorf("begin %s: the maxcompute sink needs the sessions Prepare returned", id))
@@ -234,6 +238,16 @@ func (s *Sink) Begin(ctx context.Context, id sink.BatchID, prepared *sink.Prepar
 	b := &batch{s: s, id: id, conv: conv, streams: make(map[string]*stream, len(prepared.Sessions))}
 	if id.Redrive != nil {
 		b.origins = map[int64]int64{}
+	}
+	if len(id.Group) > 0 {
+		if err := checkGroupID(id); err != nil {
+			return nil, sink.Permanent(ErrInvalidSpec, err)
+		}
+		b.member = make(map[int32]int, len(id.Group))
+		for i, m := range id.Group {
+			b.member[m.Partition] = i
+		}
+		b.mrows, b.mbytes = make([]int64, len(id.Group)), make([]int64, len(id.Group))
 	}
 	for _, sess := range prepared.Sessions {
 		part, err := normalizeSpec(sess.Partition)
