@@ -2,10 +2,10 @@ package tests
 
 import (
 	"fmt"
-	"net/http"
+	"maps"
 	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,36 +17,30 @@ import (
 )
 
 // tunnelTally counts the tunnel requests that have a quota, per operation
-// and table, as the emulator sees them (before it admits them).
-type tunnelTally struct {
-	mu sync.Mutex
-	n  map[string]int // "<op> <table>"
-}
+// and table, as they reach the emulator (before its quotas admit them):
+// pass-through faults (a Delay of nothing) that count what they match.
+type tunnelTally map[string]*odpsemu.Injection // "<op> <table>"
 
-func (tt *tunnelTally) arm(emu *odpsemu.Server) {
-	tt.n = map[string]int{}
-	for _, op := range []odpsemu.Op{odpsemu.OpCreateUploadSession, odpsemu.OpUploadBlock, odpsemu.OpCommitUploadSession, odpsemu.OpCreateDownloadSession} {
-		emu.InjectFault(odpsemu.Fault{Match: odpsemu.Match{Ops: []odpsemu.Op{op}, Func: func(r *http.Request) bool {
-			segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-			table := segs[len(segs)-1]
-			tt.mu.Lock()
-			tt.n[string(op)+" "+strings.ToLower(table)]++
-			tt.mu.Unlock()
-			return false // counted, never acted on
-		}}})
+var tallyOps = []odpsemu.Op{odpsemu.OpCreateUploadSession, odpsemu.OpUploadBlock, odpsemu.OpCommitUploadSession, odpsemu.OpCreateDownloadSession}
+
+func armTally(emu *odpsemu.Server, tables ...string) tunnelTally {
+	tt := tunnelTally{}
+	for _, table := range tables {
+		for _, op := range tallyOps {
+			tt[string(op)+" "+table] = emu.InjectFault(odpsemu.Fault{Match: odpsemu.Match{Ops: []odpsemu.Op{op}, Table: table}, Action: odpsemu.Delay})
+		}
 	}
+	return tt
 }
 
-func (tt *tunnelTally) get(op odpsemu.Op, table string) int {
-	tt.mu.Lock()
-	defer tt.mu.Unlock()
-	return tt.n[string(op)+" "+table]
-}
+func (tt tunnelTally) get(op odpsemu.Op, table string) int { return tt[string(op)+" "+table].Fired() }
 
-func (tt *tunnelTally) String() string {
-	tt.mu.Lock()
-	defer tt.mu.Unlock()
-	return fmt.Sprint(tt.n)
+func (tt tunnelTally) String() string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(tt)) {
+		fmt.Fprintf(&b, "%s=%d ", k, tt[k].Fired())
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // TestMaxComputeQuotas256Partitions: one MaxCompute connector at its
@@ -61,8 +55,6 @@ func TestMaxComputeQuotas256Partitions(t *testing.T) {
 		t.Skip("streams for 2.5 minutes")
 	}
 	s := mcxStack(t, func(o *odpsemu.Options) { o.Quotas = &odpsemu.QuotaOptions{} })
-	tally := &tunnelTally{}
-	tally.arm(s.mcEmu)
 	sc := &mcxThrottleCounter{next: s.mcEmu}
 	front := httptest.NewServer(sc)
 	t.Cleanup(front.Close)
@@ -77,6 +69,7 @@ func TestMaxComputeQuotas256Partitions(t *testing.T) {
 		every  = 10 * time.Second
 		window = 5 * time.Minute
 	)
+	tally := armTally(s.mcEmu, table, maxcompute.DefaultLedgerTable)
 	s.createTopic(topic, parts)
 	spec := s.mcSpec("mc-scale", topic, table)
 	spec.Batch = connector.BatchSpec{} // the defaults

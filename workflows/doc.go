@@ -72,4 +72,17 @@
 // finished its writes and committed its offsets. The shards are started
 // with parent-close policy abandon, so the root's continue-as-new leaves
 // them running; each root run starts any that is not running.
+//
+// # Group writes (MaxCompute)
+//
+// The MaxCompute tunnel limits each table to 500 upload sessions and 500
+// blocks per 5 minutes and 75 commits per 15 seconds; a write per Kafka
+// partition per flush cannot stay inside them at 256 partitions. Runs
+// since the group-writes change write a loop's ranges of one flush as one
+// group batch: one PrepareWrite and one WritePartition (their inputs'
+// Group lists the members' ranges) into one session per destination
+// partition, recorded by one ledger row (sink/maxcompute, "Group
+// batches"). A group is fixed once prepared and written only whole, by
+// the loop of its first member still pending; the other members' loops
+// wait for it. groups.go has the rules for failures.
 package workflows

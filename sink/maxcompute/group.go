@@ -288,8 +288,12 @@ func (b *batch) recordGroupIntent(ctx context.Context) error {
 			return err
 		}
 	}
+	// The intent is recorded already when the tail holds a row of these
+	// members' ranges in these sessions: a retry, or a resumed chain
+	// finishing an earlier chain's group with its sessions (as a single
+	// batch's recordIntent takes it).
 	retry := slices.ContainsFunc(tail, func(e LedgerEntry) bool {
-		return e.Partition == id.Group[0].Partition && e.Kind == KindData && e.Writer == id.Writer &&
+		return e.Partition == id.Group[0].Partition && e.Kind == KindData &&
 			sameMembers(e.Group, id.Group) && sameSessions(e.Sessions, sessions)
 	})
 	if !retry {

@@ -216,8 +216,10 @@ func scaleStream(ctx context.Context, out io.Writer, pe *procEnv, bin string, tc
 	stopWorker := sync.OnceFunc(w.close)
 	defer stopWorker()
 	need := float64(parts) * (5 * time.Minute).Seconds() / flush.Seconds()
-	fmt.Fprintf(out, "scale b: MaxCompute connector: concurrency %d, batch maxRecords %d maxBytes %s flushInterval %s; %d records/s x %d B for %s; a write per partition per flush needs %.0f upload sessions per 5m on the table (quota 500), and as many download sessions on the ledger table if each write reads it (quota 200)\n",
-		spec.Concurrency, spec.Batch.MaxRecords, spec.Batch.MaxBytes, flush, *scaleRate, o.size, *scaleDuration, need)
+	shards := spec.Shards(parts)
+	loops := shards * ((spec.Concurrency + shards - 1) / shards)
+	fmt.Fprintf(out, "scale b: MaxCompute connector: concurrency %d, batch maxRecords %d maxBytes %s flushInterval %s; %d records/s x %d B for %s; a write per partition per flush would need %.0f upload sessions per 5m on the table (quota 500); a group batch per loop per flush (%d shards, %d loops) needs about %.0f\n",
+		spec.Concurrency, spec.Batch.MaxRecords, spec.Batch.MaxBytes, flush, *scaleRate, o.size, *scaleDuration, need, shards, loops, float64(loops)*(5*time.Minute).Seconds()/flush.Seconds())
 	runID, err := pe.startConnector(ctx, spec, parts)
 	if err != nil {
 		return err
