@@ -1,18 +1,24 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aliyun/aliyun-odps-go-sdk/odps/tunnel"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/deploy/localstack/odpsemu"
+	"github.com/dumpflow/dumpflow/sink"
 	"github.com/dumpflow/dumpflow/sink/maxcompute"
 )
 
@@ -109,4 +115,87 @@ func TestMaxComputeQuotas256Partitions(t *testing.T) {
 	}
 	s.mcxRequireExact(spec, parts, n)
 	s.verifyLedger(spec)
+}
+
+// TestMCGroupResumeAfterWorkflowLost: a MaxCompute connector whose one loop
+// writes two partitions as a group batch loses its workflow (terminated)
+// while the group's data commit is held unserved: the intent row names
+// both members and the shared session, whose blocks are uploaded and not
+// committed. The connector created again resumes both partitions from one
+// ledger read, writes that group again whole with the same session, and
+// the table holds every record exactly once; the terminated run's commit,
+// released at the end, adds nothing.
+func TestMCGroupResumeAfterWorkflowLost(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	gate := newCommitGate(s.mcEmu)
+	gate.n = 2 // pass every commit until the test arms the gate
+	gated := httptest.NewServer(gate)
+	released := sync.OnceFunc(func() { close(gate.release) })
+	t.Cleanup(func() { released(); gated.Close() })
+
+	const topic, table, batch = "mc-group-lost", "kafka_group_lost", 500
+	s.createTopic(topic, 2)
+	produce := func(from, to int) {
+		var recs []*kgo.Record
+		for p := int32(0); p < 2; p++ {
+			for i := from; i < to; i++ {
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: value(topic, p, i, 64), Timestamp: mcxHour(14)})
+			}
+		}
+		s.produceRecords(recs)
+	}
+	spec := s.mcxHourSpec("mc-group-lost", topic, table)
+	spec.Sink.MaxCompute.Endpoint = gated.URL + "/api"
+	spec.Sink.MaxCompute.TunnelEndpoint = gated.URL
+	spec.Batch.MaxRecords = batch
+	spec.Concurrency = 1 // one loop: both partitions in every group
+	require.NoError(t, spec.Validate())
+	produce(0, batch)
+	firstRun := s.mcxStart(spec)
+	s.waitFor(spec.Name, time.Minute, "the first group", caughtUp(batch))
+
+	// Hold the next data commit unserved.
+	gate.mu.Lock()
+	gate.n = 0
+	gate.mu.Unlock()
+	produce(batch, 2*batch)
+	var held heldCommit
+	select {
+	case held = <-gate.held:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("timed out waiting for the second group's data commit")
+	}
+	gate.mcxPassRest()
+	es := s.mcxLedgerEntries(spec)
+	for p := int32(0); p < 2; p++ {
+		last := es[p][len(es[p])-1]
+		require.Equal(t, []int64{batch, 2 * batch}, []int64{last.First, last.End}, "partition %d's intent", p)
+		require.Len(t, last.Group, 2, "partition %d's intent is the group's", p)
+		require.Equal(t, held.uploadID, last.Sessions[0].ID)
+	}
+	require.Equal(t, tunnel.UploadStatusNormal, s.mcUploadSession(table, mcxPt(mcxHour(14)), held.uploadID).Status(), "the held session is not committed")
+	require.Equal(t, int64(2*batch), s.mcLedger(spec).Rows, "only the first group is in the table")
+
+	ctx := context.Background()
+	require.NoError(t, s.client.TerminateWorkflow(ctx, spec.WorkflowID(), firstRun.GetRunID(), "test: workflow lost mid-commit"))
+	s.mcxDeleteGroup(spec)
+	s.start(spec, 0)
+	st := s.waitFor(spec.Name, 2*time.Minute, "all records after the new run", caughtUp(2*batch))
+	for _, p := range st.Partitions {
+		require.Equal(t, "sink", p.From, "partition %d resumes from the ledger", p.Partition)
+	}
+	all := s.historyActivities(spec.WorkflowID(), s.mcxRunID(spec))
+	writes, _ := mcxCalls[activities.WriteInput, activities.WriteResult](t, all, activities.WritePartitionName)
+	require.NotEmpty(t, writes)
+	require.Equal(t, []sink.Member{{Partition: 0, First: batch, End: 2 * batch}, {Partition: 1, First: batch, End: 2 * batch}}, writes[0].Group,
+		"the new run writes the lost group again, whole")
+	require.Equal(t, held.uploadID, writes[0].Prepared.Sessions[0].ID, "with its session")
+	require.Equal(t, tunnel.UploadStatusClosed, s.mcUploadSession(table, mcxPt(mcxHour(14)), held.uploadID).Status())
+	s.mcxRequireExact(spec, 2, 2*batch)
+	s.verifyLedger(spec)
+
+	released()
+	time.Sleep(2 * time.Second) // the terminated run's activity retries its commit against a committed session
+	s.mcxRequireExact(spec, 2, 2*batch)
 }
