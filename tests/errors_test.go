@@ -195,3 +195,32 @@ func TestUnreachableKafkaIsVisible(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "Running", desc.GetWorkflowExecutionInfo().GetStatus().String(), "the connector keeps retrying")
 }
+
+// TestResumeWakesWaitingLoop: a loop whose other partition is idle waits
+// in its FetchRanges for that partition's data (up to two minutes).
+// Resuming the loop's partition stopped on a poison record cancels that
+// wait, so the partition goes on at once; runs before the fetch-wakes
+// change left it waiting until the idle partition had data.
+func TestResumeWakesWaitingLoop(t *testing.T) {
+	s := newStack(t)
+	s.startWorker()
+	const topic, n = "wake", 200
+	s.createTopic(topic, 2)
+	s.producePoison(topic, n, 64, 100, 4096)
+	spec := s.ossSpec("wake", topic)
+	spec.Concurrency = 1 // one loop: partition 1 (empty) shares partition 0's loop
+	spec.Errors.MaxRecordBytes = 1024
+	spec.Errors.Tolerance = connector.ToleranceStop
+	require.NoError(t, spec.Validate())
+	s.start(spec, 0)
+	s.waitFor(spec.Name, time.Minute, "stopped on the poison record", func(st workflows.Status) bool {
+		return len(st.Partitions) == 2 && st.Partitions[0].State == workflows.StateStopped && st.Partitions[0].Next == 100
+	})
+	// The loop is now waiting in a FetchRanges for partition 1 alone.
+	time.Sleep(2 * time.Second)
+	require.NoError(t, s.client.SignalWorkflow(context.Background(), spec.WorkflowID(), "", workflows.SignalResume, nil))
+	s.waitFor(spec.Name, 30*time.Second, "partition 0 past the poison record, well before the idle wait (2m) ends", func(st workflows.Status) bool {
+		return st.Partitions[0].Next == n
+	})
+	require.Len(t, s.deadLetters(spec.Errors.DeadLetterTopic, 1), 1)
+}

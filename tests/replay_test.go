@@ -93,7 +93,9 @@ var (
 //     -record-mc-groups-history after the "group-writes" change: a
 //     MaxCompute connector whose one loop (concurrency 1) writes its two
 //     partitions' ranges as group batches, stops on a poison record under
-//     tolerance stop, is resumed, paused and resumed, and continues as new.
+//     tolerance stop, is resumed (which cancels the loop's FetchRanges
+//     waiting for the other partition's data: the "fetch-wakes" change),
+//     paused and resumed, and continues as new.
 //   - window-*.history.json were recorded from live runs of the window
 //     workflows (a backfill continuing as new, its child load, a load
 //     started by hand under another id and its child that moves the job's

@@ -250,6 +250,7 @@ type conn struct {
 	parallel          *bool               // the run writes a loop's partitions concurrently (nil: not yet decided)
 	batched           *bool               // the run plans uncut ranges and writes several batches per write (nil: not yet decided)
 	grouped           *bool               // the run writes group batches (MaxCompute; nil: not yet decided)
+	wakes             *bool               // a waiting FetchRanges is cancelled for work it does not plan (nil: not yet decided)
 	refreshing        bool                // the goroutine refreshing waiting partitions' offsets runs
 	refreshInterval   time.Duration
 	queued            map[string][]any

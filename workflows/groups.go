@@ -33,7 +33,11 @@ import (
 // a member's records deleted by retention park that member as data-lost
 // and dissolve the group (nothing was committed: the intent is recorded
 // after every range is read); any other failure routes or parks every
-// member as a single write's failure does.
+// member as a single write's failure does. The price: members share their
+// write, so one whose reads stall (a broker refusing its fetches) holds up
+// the others' ranges of that flush, where separate writes let them go on;
+// a partition whose fetches already fail when the loop plans is not
+// planned, and the others go on without it.
 const versionGroupWrites = "group-writes"
 
 // groupWrites reports whether this run writes group batches: a MaxCompute

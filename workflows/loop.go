@@ -210,15 +210,49 @@ func (c *conn) fetch(ctx, fetchCtx workflow.Context, i int, in activities.FetchR
 	fctx, cancel := workflow.WithCancel(fetchCtx)
 	f := workflow.ExecuteActivity(fctx, (*activities.Activities).FetchRanges, in)
 	ref := c.specRef
+	wakes := c.fetchWakes(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		_ = workflow.Await(ctx, func() bool {
-			return f.IsReady() || c.draining || c.st.Paused || c.settingOffsets || c.holding || c.specRef != ref || i >= c.concurrency()
+			return f.IsReady() || c.draining || c.st.Paused || c.settingOffsets || c.holding || c.specRef != ref || i >= c.concurrency() ||
+				wakes && c.newWork(c.group(i), in.Cursors)
 		})
 		if !f.IsReady() {
 			cancel()
 		}
 	})
 	return f
+}
+
+// versionFetchWakes is the GetVersion change id of the runs whose waiting
+// FetchRanges is also cancelled when one of the loop's partitions it does
+// not plan gets work: a partition resumed past a poison record, a loss
+// acknowledged, a partition newly discovered. Runs before it left such a
+// partition waiting until its loop-mates had data.
+const versionFetchWakes = "fetch-wakes"
+
+// fetchWakes reports whether this run cancels a waiting FetchRanges for
+// work it does not plan (see versionFetchWakes). Decided once per run.
+func (c *conn) fetchWakes(ctx workflow.Context) bool {
+	if c.wakes == nil {
+		v := workflow.GetVersion(ctx, versionFetchWakes, workflow.DefaultVersion, 1) == 1
+		c.wakes = &v
+	}
+	return *c.wakes
+}
+
+// newWork says a partition of group that cursors (a FetchRanges in
+// flight) do not plan has work now.
+func (c *conn) newWork(group []*PartitionState, cursors []activities.Cursor) bool {
+	for _, p := range group {
+		planned := slices.ContainsFunc(cursors, func(cu activities.Cursor) bool { return cu.Partition == p.Partition })
+		switch {
+		case fetchable(p) && !planned,
+			p.Pending != nil && !p.Stopped && p.DataLost == nil && !c.follower(p),
+			p.AckBy != "" && p.DataLost != nil:
+			return true
+		}
+	}
+	return false
 }
 
 // commitMoved commits the cursors of partitions that moved.

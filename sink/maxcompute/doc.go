@@ -118,8 +118,9 @@
 // only holds older rows, so it is not read while the group rows hold the
 // partition. The checks are per member, as for a single batch: another
 // writer's range refuses the group (sink.ErrConcurrentWriter naming the
-// partition), a row of this writer with exactly these members' ranges and
-// sessions is a retry (not appended again).
+// partition), and a row with exactly these members' ranges and sessions
+// is a retry, or a resumed chain finishing an earlier one's group with its
+// sessions (not appended again).
 //
 // Resume reads the group partition's tail (all of it when the tail holds
 // nothing of the partition) and the partition's own ledger partition when
@@ -184,7 +185,9 @@
 // commits on the data table, and 40 upload sessions, 40 commits and 80
 // download sessions on the ledger table. A single-partition batch reads both
 // its own ledger partition and the group partition's tail, before and
-// after its intent: up to four download sessions; a mark up to two. An open block is an
-// HTTP upload that stays open while its rows are added, so a batch whose
-// records arrive more than 120 s apart fails and is retried.
+// after its intent: up to four download sessions; a mark up to two.
+//
+// An open block is an HTTP upload that stays open while its rows are
+// added, so a batch whose records arrive more than 120 s apart fails and
+// is retried.
 package maxcompute
