@@ -14,7 +14,6 @@ import (
 	"github.com/dumpflow/dumpflow/kafka"
 	"github.com/dumpflow/dumpflow/metrics"
 	"github.com/dumpflow/dumpflow/sink"
-	"github.com/dumpflow/dumpflow/transform"
 )
 
 // groupID is the BatchID of a group batch: Group[0]'s partition and range
@@ -58,51 +57,21 @@ func (a *Activities) writeGroup(ctx context.Context, kc *kafka.Client, spec *con
 			return WriteResult{}, err
 		}
 	}
-	chain, err := a.chain(spec)
+	b, run, err := a.beginBatch(ctx, spec, s, &id, in.Prepared)
 	if err != nil {
 		return WriteResult{}, err
 	}
-	id.Transform = chain.Hash()
-	var run *transform.Run
-	if !chain.Empty() {
-		if run, err = chain.Begin(ctx); err != nil {
-			return WriteResult{}, fmt.Errorf("begin the transform chain: %w", err)
-		}
+	if run != nil {
 		defer func() { _ = run.Close(ctx) }()
 	}
-	b, err := s.Begin(ctx, id, in.Prepared)
-	if err != nil {
-		return WriteResult{}, classify(fmt.Errorf("begin %s: %w", id, err))
-	}
-	var dls []kafka.DeadLetter
-	dead := make(map[int32]int64, len(in.Group))
-	flush := func() error {
-		if len(dls) == 0 {
-			return nil
-		}
-		if err := kc.ProduceDeadLetters(ctx, spec.Errors.DeadLetterTopic, dls, int64(spec.Errors.MaxRecordBytes)); err != nil {
-			return err
-		}
-		for _, d := range dls {
-			a.metrics.DeadLettered(partition(spec, d.Record.Partition), d.Stage, 1)
-			dead[d.Record.Partition]++
-		}
-		dls = dls[:0]
-		return nil
-	}
+	dls := a.letters(kc, spec)
 	for _, m := range in.Group {
 		err = kc.ReadRange(ctx, spec.Kafka.Topic, m.Partition, m.First, m.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
 			dl, err := ApplyRecord(ctx, spec, run, b, r)
 			if err != nil {
 				return false, fmt.Errorf("write %s: partition %d at offset %d: %w", id, m.Partition, r.Offset, err)
 			}
-			if dl != nil {
-				dls = append(dls, *dl)
-				if len(dls) >= deadLetterChunk {
-					return true, flush()
-				}
-			}
-			return true, nil
+			return true, dls.add(ctx, dl)
 		})
 		if dl, ok := kafka.IsDataLost(err); ok {
 			b.Abort(ctx)
@@ -114,7 +83,7 @@ func (a *Activities) writeGroup(ctx context.Context, kc *kafka.Client, spec *con
 		}
 	}
 	if err == nil {
-		err = flush()
+		err = dls.flush(ctx)
 	}
 	if err != nil {
 		b.Abort(ctx)
@@ -138,23 +107,20 @@ func (a *Activities) writeGroup(ctx context.Context, kc *kafka.Client, spec *con
 	if len(w.Members) != len(in.Group) {
 		return WriteResult{}, fmt.Errorf("commit %s: the sink reported %d members of %d", id, len(w.Members), len(in.Group))
 	}
-	res := WriteResult{End: id.End, Written: w}
+	res := WriteResult{End: id.End, Written: w, DeadLetters: dls.total}
 	if run != nil {
 		res.Transform = run.Counts()
 	}
-	var produced int64
 	d := time.Since(began)
 	for i, m := range in.Group {
 		mw := w.Members[i]
-		res.Members = append(res.Members, MemberResult{Partition: m.Partition, End: m.End, Records: mw.Records, Bytes: mw.Bytes, DeadLetters: dead[m.Partition]})
-		res.DeadLetters += dead[m.Partition]
-		produced += dead[m.Partition]
+		res.Members = append(res.Members, MemberResult{Partition: m.Partition, End: m.End, Records: mw.Records, Bytes: mw.Bytes, DeadLetters: dls.counts[m.Partition]})
 		mp := partition(spec, m.Partition)
 		a.metrics.Written(mp, metrics.Batch{Records: mw.Records, Bytes: mw.Bytes, Objects: int64(len(w.Objects)), Duration: d})
 		a.metrics.Advanced(mp, m.End)
 	}
-	if produced > 0 {
-		activity.GetLogger(ctx).Warn("records sent to the dead-letter topic", "batch", id.String(), "members", len(in.Group), "count", produced, "topic", spec.Errors.DeadLetterTopic)
+	if dls.total > 0 {
+		activity.GetLogger(ctx).Warn("records sent to the dead-letter topic", "batch", id.String(), "members", len(in.Group), "count", dls.total, "topic", spec.Errors.DeadLetterTopic)
 	}
 	for _, n := range res.Transform {
 		a.metrics.Transformed(partition(spec, id.Partition), n.Step, n.Type, n.In, n.Out, n.Dropped, n.Failed)

@@ -137,6 +137,77 @@ func (a *Activities) WritePartition(ctx context.Context, in WriteInput) (WriteRe
 // them.
 const deadLetterChunk = 512
 
+// beginBatch begins batch id in s, into the sessions prepared (nil for
+// sinks that prepare none), with a fresh run of the spec's transform chain
+// (nil without one; function steps get fresh sandboxes per batch), which
+// the caller closes. It stamps id with the chain's hash.
+func (a *Activities) beginBatch(ctx context.Context, spec *connector.Spec, s sink.Sink, id *sink.BatchID, prepared *sink.Prepared) (sink.Batch, *transform.Run, error) {
+	chain, err := a.chain(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	id.Transform = chain.Hash()
+	var run *transform.Run
+	if !chain.Empty() {
+		if run, err = chain.Begin(ctx); err != nil {
+			return nil, nil, fmt.Errorf("begin the transform chain: %w", err)
+		}
+	}
+	b, err := s.Begin(ctx, *id, prepared)
+	if err != nil {
+		if run != nil {
+			_ = run.Close(ctx)
+		}
+		return nil, nil, classify(fmt.Errorf("begin %s: %w", *id, err))
+	}
+	return b, run, nil
+}
+
+// letterBuffer holds a write's dead letters and produces them to the
+// dead-letter topic every deadLetterChunk, counting them per partition.
+type letterBuffer struct {
+	a      *Activities
+	kc     *kafka.Client
+	spec   *connector.Spec
+	buf    []kafka.DeadLetter
+	counts map[int32]int64 // produced, per origin partition
+	total  int64           // produced
+}
+
+func (a *Activities) letters(kc *kafka.Client, spec *connector.Spec) *letterBuffer {
+	return &letterBuffer{a: a, kc: kc, spec: spec, counts: map[int32]int64{}}
+}
+
+// add holds d (nil: nothing) and produces the held letters once there are
+// deadLetterChunk of them.
+func (l *letterBuffer) add(ctx context.Context, d *kafka.DeadLetter) error {
+	if d == nil {
+		return nil
+	}
+	l.buf = append(l.buf, *d)
+	if len(l.buf) >= deadLetterChunk {
+		return l.flush(ctx)
+	}
+	return nil
+}
+
+// flush produces the held letters.
+func (l *letterBuffer) flush(ctx context.Context) error {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	if err := l.kc.ProduceDeadLetters(ctx, l.spec.Errors.DeadLetterTopic, l.buf, int64(l.spec.Errors.MaxRecordBytes)); err != nil {
+		return err
+	}
+	for _, d := range l.buf {
+		l.a.metrics.DeadLettered(partition(l.spec, d.Record.Partition), d.Stage, 1)
+		l.counts[d.Record.Partition]++
+	}
+	l.total += int64(len(l.buf))
+	l.buf = l.buf[:0]
+	return nil
+}
+
 func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connector.Spec, s sink.Sink, in WriteInput) (WriteResult, error) {
 	began := time.Now()
 	mp := partition(spec, in.Partition)
@@ -154,61 +225,29 @@ func (a *Activities) write(ctx context.Context, kc *kafka.Client, spec *connecto
 		}
 		defer a.budget.Release(held)
 	}
-	chain, err := a.chain(spec)
+	b, run, err := a.beginBatch(ctx, spec, s, &id, in.Prepared)
 	if err != nil {
 		return WriteResult{}, err
 	}
-	id.Transform = chain.Hash()
-	var run *transform.Run
-	if !chain.Empty() {
-		// A fresh run per batch: function steps get fresh sandboxes.
-		if run, err = chain.Begin(ctx); err != nil {
-			return WriteResult{}, fmt.Errorf("begin the transform chain: %w", err)
-		}
+	if run != nil {
 		defer func() { _ = run.Close(ctx) }()
 	}
-	b, err := s.Begin(ctx, id, in.Prepared)
-	if err != nil {
-		return WriteResult{}, classify(fmt.Errorf("begin %s: %w", id, err))
-	}
-	var (
-		dls      []kafka.DeadLetter
-		produced int64
-	)
-	flush := func() error {
-		if len(dls) == 0 {
-			return nil
-		}
-		if err := kc.ProduceDeadLetters(ctx, spec.Errors.DeadLetterTopic, dls, int64(spec.Errors.MaxRecordBytes)); err != nil {
-			return err
-		}
-		for _, d := range dls {
-			a.metrics.DeadLettered(mp, d.Stage, 1)
-		}
-		produced += int64(len(dls))
-		dls = dls[:0]
-		return nil
-	}
+	dls := a.letters(kc, spec)
 	err = kc.ReadRange(ctx, spec.Kafka.Topic, in.Partition, in.First, in.End, kafka.ReadOptions{}, func(r *kgo.Record) (bool, error) {
 		dl, err := ApplyRecord(ctx, spec, run, b, r)
 		if err != nil {
 			return false, fmt.Errorf("write %s at offset %d: %w", id, r.Offset, err)
 		}
-		if dl != nil {
-			dls = append(dls, *dl)
-			if len(dls) >= deadLetterChunk {
-				return true, flush()
-			}
-		}
-		return true, nil
+		return true, dls.add(ctx, dl)
 	})
 	if err == nil {
-		err = flush()
+		err = dls.flush(ctx)
 	}
 	if err != nil {
 		b.Abort(ctx)
 		return WriteResult{}, classify(err)
 	}
+	produced := dls.total
 	if produced > 0 {
 		activity.GetLogger(ctx).Warn("records sent to the dead-letter topic", "batch", id.String(), "count", produced, "topic", spec.Errors.DeadLetterTopic)
 	}

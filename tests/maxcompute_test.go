@@ -415,6 +415,19 @@ func newCommitGate(next http.Handler) *commitGate {
 	return &commitGate{next: next, held: make(chan heldCommit, 2), release: make(chan struct{})}
 }
 
+// gateCommits serves the stack's MaxCompute emulator through a commitGate
+// that lets the first n data commits be held (n = 2: none until the test
+// arms it). released lets the held commits go; the test's cleanup calls
+// it too.
+func (s *stack) gateCommits(n int) (gate *commitGate, gated *httptest.Server, released func()) {
+	gate = newCommitGate(s.mcEmu)
+	gate.n = n
+	gated = httptest.NewServer(gate)
+	released = sync.OnceFunc(func() { close(gate.release) })
+	s.t.Cleanup(func() { released(); gated.Close() })
+	return gate, gated, released
+}
+
 func (g *commitGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	// Only data commits (POST ?uploadid=ID), not the ledger table's.
@@ -459,10 +472,7 @@ func (g *commitGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // committed, the second is found committed and counted as done.
 func TestMaxComputeSIGKILLMidSession(t *testing.T) {
 	s := newStack(t)
-	gate := newCommitGate(s.mcEmu)
-	gated := httptest.NewServer(gate)
-	released := sync.OnceFunc(func() { close(gate.release) })
-	t.Cleanup(func() { released(); gated.Close() })
+	gate, gated, released := s.gateCommits(0)
 
 	const topic, parts, n, size, table = "mc-kill", 2, 3000, 100, "kafka_kill"
 	s.createTopic(topic, parts)

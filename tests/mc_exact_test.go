@@ -408,11 +408,7 @@ func TestMCExactResumeAfterWorkflowLostMidCommit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStack(t)
 			s.startWorker()
-			gate := newCommitGate(s.mcEmu)
-			gate.n = 2 // pass every commit until the test arms the gate
-			gated := httptest.NewServer(gate)
-			released := sync.OnceFunc(func() { close(gate.release) })
-			t.Cleanup(func() { released(); gated.Close() })
+			gate, gated, released := s.gateCommits(2) // pass every commit until the test arms the gate
 
 			const topic, table, n, batch = "mc-lost", "kafka_lost", 3000, 1000
 			s.createTopic(topic, 1)
@@ -855,10 +851,7 @@ func TestMCExactDeadLetters(t *testing.T) {
 	t.Run("before commit", func(t *testing.T) {
 		s := newStack(t)
 		s.startWorker()
-		gate := newCommitGate(s.mcEmu)
-		gated := httptest.NewServer(gate)
-		released := sync.OnceFunc(func() { close(gate.release) })
-		t.Cleanup(func() { released(); gated.Close() })
+		gate, gated, released := s.gateCommits(0)
 
 		const topic, table, n, bad = "mc-dl-order", "kafka_dl_order", 50, 17
 		s.createTopic(topic, 1)

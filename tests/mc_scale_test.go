@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,11 +127,7 @@ func TestMaxComputeQuotas256Partitions(t *testing.T) {
 func TestMCGroupResumeAfterWorkflowLost(t *testing.T) {
 	s := newStack(t)
 	s.startWorker()
-	gate := newCommitGate(s.mcEmu)
-	gate.n = 2 // pass every commit until the test arms the gate
-	gated := httptest.NewServer(gate)
-	released := sync.OnceFunc(func() { close(gate.release) })
-	t.Cleanup(func() { released(); gated.Close() })
+	gate, gated, released := s.gateCommits(2) // pass every commit until the test arms the gate
 
 	const topic, table, batch = "mc-group-lost", "kafka_group_lost", 500
 	s.createTopic(topic, 2)

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -279,11 +277,7 @@ func TestRecordRedriveMaxComputeHistory(t *testing.T) {
 // once, and verify --deep is exact.
 func TestRedriveMaxComputeSIGKILL(t *testing.T) {
 	s := newStack(t)
-	gate := newCommitGate(s.mcEmu)
-	gate.n = 1 // the first data commit is passed on, its answer held
-	gated := httptest.NewServer(gate)
-	released := sync.OnceFunc(func() { close(gate.release) })
-	t.Cleanup(func() { released(); gated.Close() })
+	gate, gated, released := s.gateCommits(1) // the first data commit is passed on, its answer held
 
 	const topic, table, n, size = "mc-redrive-kill", "kafka_redrive_kill", 200, 64
 	s.createTopic(topic, 1)

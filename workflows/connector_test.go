@@ -47,11 +47,7 @@ type env struct {
 // newEnv runs the Connector with the worker's interceptors, one partition
 // and no data: every FetchRanges waits a second and plans nothing.
 func newEnv(t *testing.T, id string) env {
-	var suite testsuite.WorkflowTestSuite
-	e := env{suite.NewTestWorkflowEnvironment()}
-	e.SetWorkerOptions(worker.Options{Interceptors: runner.Interceptors()})
-	e.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
-	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: id})
+	e := env{connectorEnv(id)}
 	var a *activities.Activities
 	e.OnActivity(a.Discover, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DiscoverInput) (activities.DiscoverResult, error) {
@@ -79,7 +75,22 @@ func mockIdleLoops(e *testsuite.TestWorkflowEnvironment) {
 	e.OnActivity(a.CommitOffsets, mock.Anything, mock.Anything).Return(nil)
 }
 
-func (e env) status(t *testing.T) workflows.Status {
+// connectorEnv is a test environment that runs the Connector, as
+// workflow id, with the worker's interceptors; the caller mocks the
+// activities.
+func connectorEnv(id string) *testsuite.TestWorkflowEnvironment {
+	var suite testsuite.WorkflowTestSuite
+	e := suite.NewTestWorkflowEnvironment()
+	e.SetWorkerOptions(worker.Options{Interceptors: runner.Interceptors()})
+	e.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: id})
+	return e
+}
+
+func (e env) status(t *testing.T) workflows.Status { return queryStatus(t, e.TestWorkflowEnvironment) }
+
+// queryStatus answers the status query of e's workflow.
+func queryStatus(t *testing.T, e *testsuite.TestWorkflowEnvironment) workflows.Status {
 	t.Helper()
 	v, err := e.QueryWorkflow(workflows.QueryStatus)
 	require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -168,18 +167,7 @@ func (c *conn) writeGroup(ctx workflow.Context, ps []*PartitionState) []activiti
 			c.busy[p.Partition]--
 		}
 	}()
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	writeCtx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			MaximumAttempts:        8,
-			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"},
-		},
-	})
+	writeCtx := writeOptions(ctx)
 	lead := ps[0].Pending
 	group := lead.Group
 	if len(group) == 0 {
@@ -293,11 +281,7 @@ func (c *conn) writeGroup(ctx workflow.Context, ps []*PartitionState) []activiti
 	for _, p := range ps {
 		p.LastError = msg
 	}
-	if errType(err) == sink.ErrThrottled && workflow.GetVersion(ctx, versionThrottleWaits, workflow.DefaultVersion, 1) == 1 {
-		for _, p := range ps {
-			p.LastError += "; throttled by the destination: the group is written again in " + throttleWait.String() + ", not routed"
-		}
-		_ = workflow.Sleep(ctx, throttleWait)
+	if c.throttled(ctx, err, ps...) {
 		return nil
 	}
 	if c.spec.Errors.Tolerance == connector.ToleranceStop || nonRetryable(err) {

@@ -8,15 +8,11 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/dumpflow/dumpflow/activities"
 	"github.com/dumpflow/dumpflow/connector"
 	"github.com/dumpflow/dumpflow/sink"
-	"github.com/dumpflow/dumpflow/workers/runner"
 	"github.com/dumpflow/dumpflow/workflows"
 )
 
@@ -42,11 +38,7 @@ type groupRecorder struct {
 }
 
 func newGroupEnv(t *testing.T, r *groupRecorder, starts []activities.PartitionStart) *testsuite.TestWorkflowEnvironment {
-	var suite testsuite.WorkflowTestSuite
-	e := suite.NewTestWorkflowEnvironment()
-	e.SetWorkerOptions(worker.Options{Interceptors: runner.Interceptors()})
-	e.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
-	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "connector-unit"})
+	e := connectorEnv("connector-unit")
 	var a *activities.Activities
 	e.OnActivity(a.Discover, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DiscoverInput) (activities.DiscoverResult, error) {
@@ -104,15 +96,6 @@ func newGroupEnv(t *testing.T, r *groupRecorder, starts []activities.PartitionSt
 	return e
 }
 
-func groupStatus(t *testing.T, e *testsuite.TestWorkflowEnvironment) workflows.Status {
-	t.Helper()
-	v, err := e.QueryWorkflow(workflows.QueryStatus)
-	require.NoError(t, err)
-	var st workflows.Status
-	require.NoError(t, v.Get(&st))
-	return st
-}
-
 // TestGroupWrites: a MaxCompute loop writes the ranges of all its
 // partitions in one group batch: one PrepareWrite and one WritePartition
 // for the flush, every member counted.
@@ -126,7 +109,7 @@ func TestGroupWrites(t *testing.T) {
 	spec := mcSpec()
 	spec.Concurrency = 1
 	e.RegisterDelayedCallback(func() {
-		st := groupStatus(t, e)
+		st := queryStatus(t, e)
 		for _, p := range st.Partitions {
 			require.Equal(t, int64(1100), p.Next, "partition %d", p.Partition)
 			require.Equal(t, int64(100), p.Records, "partition %d", p.Partition)
@@ -163,7 +146,7 @@ func TestResumedGroupWrittenWhole(t *testing.T) {
 	spec := mcSpec()
 	spec.Concurrency = 2 // partition 0 in loop 0, partition 1 in loop 1
 	e.RegisterDelayedCallback(func() {
-		st := groupStatus(t, e)
+		st := queryStatus(t, e)
 		require.Equal(t, int64(700), st.Partitions[0].Next)
 		require.Equal(t, int64(900), st.Partitions[1].Next)
 		e.CancelWorkflow()

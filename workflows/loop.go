@@ -407,18 +407,7 @@ func (c *conn) park(p *PartitionState, poison *activities.Poison) {
 func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 	c.busy[p.Partition]++
 	defer func() { c.busy[p.Partition]-- }()
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	writeCtx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Minute,
-		HeartbeatTimeout:    20 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			MaximumAttempts:        8,
-			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"},
-		},
-	})
+	writeCtx := writeOptions(ctx)
 	pend := p.Pending
 	if pend.Uncut {
 		return c.writeUncut(ctx, writeCtx, p)
@@ -474,7 +463,7 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 	}
 	if err != nil {
 		p.LastError = "write: " + errMessage(err)
-		if c.throttled(ctx, p, err) {
+		if c.throttled(ctx, err, p) {
 			return false
 		}
 		// A non-retryable error is the destination's configuration (no such
@@ -495,6 +484,23 @@ func (c *conn) writePending(ctx workflow.Context, p *PartitionState) bool {
 		c.park(p, pend.Poison)
 	}
 	return res.End > pend.First
+}
+
+// writeOptions is the context of a range's PrepareWrite and WritePartition:
+// disconnected, so that cancelling the workflow lets them finish.
+func writeOptions(ctx workflow.Context) workflow.Context {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	return workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        8,
+			NonRetryableErrorTypes: []string{"InvalidSpec", "SpecUnavailable"},
+		},
+	})
 }
 
 // writeUncut writes an uncut range (V3): one WritePartition cuts up to
@@ -531,7 +537,7 @@ func (c *conn) writeUncut(ctx, writeCtx workflow.Context, p *PartitionState) boo
 		return false
 	}
 	p.LastError = "write: " + errMessage(err)
-	if c.throttled(ctx, p, err) {
+	if c.throttled(ctx, err, p) {
 		return false
 	}
 	if c.spec.Errors.Tolerance == connector.ToleranceStop || nonRetryable(err) {
@@ -585,11 +591,19 @@ const throttleWait = time.Minute
 // data is not at fault, so the range keeps its place and the partition
 // waits throttleWait before the loop writes it again. It reports whether
 // it did.
-func (c *conn) throttled(ctx workflow.Context, p *PartitionState, err error) bool {
+//
+// A group batch's members (ps) wait together, once.
+func (c *conn) throttled(ctx workflow.Context, err error, ps ...*PartitionState) bool {
 	if errType(err) != sink.ErrThrottled || workflow.GetVersion(ctx, versionThrottleWaits, workflow.DefaultVersion, 1) != 1 {
 		return false
 	}
-	p.LastError += "; throttled by the destination: the range is written again in " + throttleWait.String() + ", not routed"
+	what := "the range is"
+	if len(ps) > 1 {
+		what = "the group is"
+	}
+	for _, p := range ps {
+		p.LastError += "; throttled by the destination: " + what + " written again in " + throttleWait.String() + ", not routed"
+	}
 	_ = workflow.Sleep(ctx, throttleWait)
 	return true
 }

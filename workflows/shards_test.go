@@ -8,13 +8,10 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dumpflow/dumpflow/activities"
-	"github.com/dumpflow/dumpflow/workers/runner"
 	"github.com/dumpflow/dumpflow/workflows"
 )
 
@@ -23,11 +20,7 @@ import (
 // are listed after 10 s, and every FetchRanges waits a second and plans
 // nothing.
 func newShardedEnv() *testsuite.TestWorkflowEnvironment {
-	var suite testsuite.WorkflowTestSuite
-	e := suite.NewTestWorkflowEnvironment()
-	e.SetWorkerOptions(worker.Options{Interceptors: runner.Interceptors()})
-	e.RegisterWorkflowWithOptions(workflows.Connector, workflow.RegisterOptions{Name: workflows.ConnectorName})
-	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "connector-unit"})
+	e := connectorEnv("connector-unit")
 	var a *activities.Activities
 	e.OnActivity(a.Discover, mock.Anything, mock.Anything).After(10 * time.Second).Return(
 		func(_ context.Context, in activities.DiscoverInput) (activities.DiscoverResult, error) {
